@@ -1,0 +1,72 @@
+"""Show a run's events in the terminal with rich, as they happen."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+
+from qwenkit.agents.events import (
+    AssistantTurn,
+    Event,
+    FinalAnswer,
+    RunFinished,
+    StepError,
+    TextDelta,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+
+
+class EventPrinter:
+    """Prints events for a person: streamed text dimmed, tool calls and results as panels, the answer bold.
+
+    Args:
+        console: Where to print.
+        show_stream: Print the raw streamed text of each step (markers included).
+    """
+
+    def __init__(self, console: Console, *, show_stream: bool = True) -> None:
+        self.console = console
+        self.show_stream = show_stream
+        self._streaming = False
+
+    def _end_stream(self) -> None:
+        if self._streaming:
+            self.console.print()
+            self._streaming = False
+
+    def __call__(self, event: Event) -> None:
+        match event:
+            case TextDelta() if self.show_stream:
+                self.console.print(escape(event.text), end="", style="dim", highlight=False)
+                self._streaming = True
+            case AssistantTurn():
+                self._end_stream()
+                for problem in event.problems:
+                    self.console.print(f"[yellow]parse note:[/yellow] {escape(problem)}", highlight=False)
+            case ToolCallEvent():
+                self._end_stream()
+                args = event.call.raw_arguments or str(event.call.arguments)
+                self.console.print(Panel(escape(args), title=f"call {escape(event.call.name)}", expand=False,
+                                         border_style="cyan"))
+            case ToolResultEvent():
+                r = event.result
+                style = "green" if r.ok else "red"
+                title = f"{escape(r.name)} → {'ok' if r.ok else r.error_type} ({r.duration_s:.2f} s)"
+                self.console.print(Panel(escape(r.content[:4000]), title=title, expand=False, border_style=style))
+            case FinalAnswer():
+                self._end_stream()
+                self.console.print(f"[bold]{escape(event.text)}[/bold]", highlight=False)
+            case StepError():
+                self._end_stream()
+                self.console.print(f"[red]step {event.step} failed:[/red] {escape(event.message)}",
+                                   highlight=False)
+            case RunFinished():
+                res = event.result
+                self.console.print(
+                    f"[dim]{res.status} · {res.steps} step(s) · {res.usage.total_tokens} tokens[/dim]",
+                    highlight=False,
+                )
+            case _:
+                pass

@@ -1,0 +1,166 @@
+"""The agent loop: prompt the model, parse its reply, run the tools it asked for, repeat until it answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from qwenkit.agents.events import (
+    AssistantTurn,
+    ErrorStep,
+    Event,
+    FinalAnswer,
+    FinalStep,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    RunStatus,
+    StepError,
+    StepOutcome,
+    TextDelta,
+    ToolCallEvent,
+    ToolResultEvent,
+    ToolStep,
+)
+from qwenkit.llm.base import ChatModel, ChatRequest, ModelError, Sampling
+from qwenkit.llm.formats.base import PromptFormat
+from qwenkit.llm.messages import AssistantMessage, Completion, Message, ToolCall, ToolMessage, Usage
+from qwenkit.tools.base import ToolContext, ToolResult
+from qwenkit.tools.registry import ToolRegistry
+
+Emit = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything the loop needs; immutable, so one config serves many conversations at once."""
+
+    model: ChatModel
+    fmt: PromptFormat
+    tools: ToolRegistry
+    sampling: Sampling
+    max_steps: int
+    tool_choice: str | None = None
+    stream_tokens: bool = False
+    tool_timeout: float | None = None
+
+
+def unanswered_calls(messages: Sequence[Message]) -> list[ToolCall]:
+    """Calls of the last assistant turn that have no tool message yet (after a crash, on resume)."""
+    for i in range(len(messages) - 1, -1, -1):
+        msg = messages[i]
+        if isinstance(msg, AssistantMessage):
+            answered = {m.tool_call_id for m in messages[i + 1 :] if isinstance(m, ToolMessage)}
+            return [c for c in msg.tool_calls if c.id not in answered]
+    return []
+
+
+def tool_message(result: ToolResult) -> ToolMessage:
+    return ToolMessage(tool_call_id=result.call_id, name=result.name, content=result.content)
+
+
+async def _run_tools(cfg: LoopConfig, cid: str, calls: list[ToolCall], step: int, emit: Emit) -> list[ToolResult]:
+    """Run every call of one turn concurrently; results come back in call order."""
+
+    async def one(call: ToolCall) -> ToolResult:
+        emit(ToolCallEvent(step=step, call=call))
+        ctx = ToolContext(conversation_id=cid, call_id=call.id)
+        result = await cfg.tools.call(call, ctx, timeout=cfg.tool_timeout)
+        emit(ToolResultEvent(step=step, result=result))
+        return result
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
+
+
+async def _complete(cfg: LoopConfig, request: ChatRequest, step: int, emit: Emit) -> Completion:
+    if not cfg.stream_tokens:
+        return await cfg.model.complete(request)
+    async for chunk in cfg.model.stream(request):
+        if chunk.delta:
+            emit(TextDelta(step=step, text=chunk.delta))
+        if chunk.completion is not None:
+            return chunk.completion
+    raise ModelError(f"{cfg.model.name}: the stream ended without a final reply")
+
+
+async def _step(cfg: LoopConfig, cid: str, msgs: list[Message], step: int, emit: Emit) -> StepOutcome:
+    """One model call, and the tools it asked for."""
+    prompt = cfg.fmt.render(msgs, cfg.tools.specs())
+    request = ChatRequest(
+        messages=prompt.messages, stop=prompt.stop, tools=prompt.tools,
+        tool_choice=cfg.tool_choice if prompt.tools else None,
+        continue_final=prompt.continue_final, sampling=cfg.sampling,
+    )
+    try:
+        completion = await _complete(cfg, request, step, emit)
+    except ModelError as err:  # the backend already retried; the run ends with a clear error
+        emit(StepError(step=step, error_type=type(err).__name__, message=str(err)))
+        return ErrorStep(error_type=type(err).__name__, message=str(err))
+    parsed = cfg.fmt.parse_completion(completion)
+    message = AssistantMessage(
+        content=parsed.content, reasoning=parsed.reasoning, tool_calls=tuple(parsed.tool_calls)
+    )
+    emit(AssistantTurn(step=step, message=message, raw_text=completion.text, problems=parsed.problems,
+                       usage=completion.usage))
+    if not message.tool_calls:
+        return FinalStep(message=message, usage=completion.usage)
+    results = await _run_tools(cfg, cid, list(message.tool_calls), step, emit)
+    return ToolStep(message=message, results=results, usage=completion.usage)
+
+
+async def _drive(cfg: LoopConfig, cid: str, messages: Sequence[Message], steps_done: int, emit: Emit) -> None:
+    msgs = list(messages)
+    usage, step = Usage(), steps_done
+    emit(RunStarted(conversation_id=cid, messages=list(msgs)))
+
+    def finish(status: RunStatus, answer: str = "", error: str | None = None) -> None:
+        emit(RunFinished(result=RunResult(
+            answer=answer, status=status, error=error, conversation_id=cid, messages=msgs, steps=step,
+            usage=usage,
+        )))
+
+    if pending := unanswered_calls(msgs):  # resumed after a crash between a turn and its results
+        msgs.extend(tool_message(r) for r in await _run_tools(cfg, cid, pending, step, emit))
+    while step < cfg.max_steps:
+        step += 1
+        outcome = await _step(cfg, cid, msgs, step, emit)
+        match outcome:
+            case ErrorStep():
+                return finish("error", error=f"{outcome.error_type}: {outcome.message}")
+            case FinalStep():
+                usage += outcome.usage
+                msgs.append(outcome.message)
+                emit(FinalAnswer(step=step, text=outcome.message.content))
+                return finish("completed", answer=outcome.message.content)
+            case ToolStep():
+                usage += outcome.usage
+                msgs.append(outcome.message)
+                msgs.extend(tool_message(r) for r in outcome.results)
+    finish("max_steps")
+
+
+async def run_loop(
+    cfg: LoopConfig, conversation_id: str, messages: Sequence[Message], steps_done: int = 0
+) -> AsyncIterator[Event]:
+    """Run the loop, yielding its events as they happen; the last one is `RunFinished`.
+
+    Args:
+        cfg: The loop's configuration.
+        conversation_id: Id passed to stateful tools.
+        messages: The conversation so far, ending with the user's turn (or a resumed partial turn).
+        steps_done: Model calls already made (when resuming), counted against ``max_steps``.
+    """
+    queue: asyncio.Queue[Event | None] = asyncio.Queue()
+    task = asyncio.create_task(_drive(cfg, conversation_id, messages, steps_done, queue.put_nowait))
+    task.add_done_callback(lambda _: queue.put_nowait(None))
+    try:
+        while (event := await queue.get()) is not None:
+            yield event
+        await task  # re-raise a bug in a tool registry or format; model errors were already events
+    finally:
+        if not task.done():  # the consumer stopped early: stop the run with it
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

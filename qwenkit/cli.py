@@ -1,0 +1,79 @@
+"""The `qwenkit` command: run and chat with an agent; other subcommands come from their own modules.
+
+Each subcommand module exposes ``register(subparsers)`` that adds its parser and sets ``handler`` (a
+function of the parsed args returning an exit code). Errors the user can fix are raised as
+`ConfigError` or `ModelError` and printed as one line with exit code 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from rich.console import Console
+
+from qwenkit.errors import ConfigError
+from qwenkit.llm.base import ModelError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line with exit code 2 (argparse prints usage too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"qwenkit: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """Options that pick the model server; defaults come from QWENKIT_* environment variables."""
+    p.add_argument("--base-url", default=os.environ.get("QWENKIT_BASE_URL"),
+                   help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1 (env QWENKIT_BASE_URL)")
+    p.add_argument("--model", default=os.environ.get("QWENKIT_MODEL"),
+                   help="model name on that server (env QWENKIT_MODEL)")
+    p.add_argument("--api-key", default=os.environ.get("QWENKIT_API_KEY", "EMPTY"),
+                   help="API key (env QWENKIT_API_KEY)")
+
+
+def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction[_Parser]], None]]:
+    # Imported here so `qwenkit --help` stays fast and a broken optional part cannot break the rest.
+    from qwenkit.agents.cli import register as register_agent
+
+    return [register_agent]
+
+
+def build_parser() -> _Parser:
+    """Build the argument parser with every subcommand."""
+    parser = _Parser(prog="qwenkit", description="Agents and tool calling for Qwen chat models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for register in _subcommand_modules():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qwenkit`` command; returns the exit code."""
+    err = Console(stderr=True)
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (ConfigError, ModelError) as exc:
+        err.print(f"[red]qwenkit: error:[/red] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("qwenkit: interrupted")
+        return 130
+
+
+def run_async(coro_factory: Callable[[], object]) -> object:
+    """Run a coroutine from a CLI handler."""
+    return asyncio.run(coro_factory())  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The `ChatModel` protocol every backend implements, and the request it takes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qwenkit.llm.messages import Completion, Message
+
+
+class Sampling(BaseModel):
+    """Sampling settings. Temperature 0 and a fixed seed make runs reproducible.
+
+    Attributes:
+        temperature: Softmax temperature; 0 means greedy.
+        top_p: Nucleus sampling mass.
+        seed: Seed for the server's sampler (``None`` leaves it to the server).
+        max_tokens: Cap on generated tokens per reply.
+        extra_body: Extra JSON fields sent as they are (vLLM's ``top_k``, ``repetition_penalty``, ...).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = 0.0
+    top_p: float | None = None
+    seed: int | None = 0
+    max_tokens: int | None = 1024
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChatRequest(BaseModel):
+    """Everything a backend needs for one reply.
+
+    Attributes:
+        messages: The conversation as the prompt format rendered it.
+        stop: Stop words; generation ends before any of them.
+        tools: OpenAI-style tool definitions, only for the native format.
+        tool_choice: ``auto``, ``required``, ``none`` or a tool name (native format only).
+        continue_final: The last message is a partial assistant turn the model must continue
+            (Qwen's ReAct and ✿FUNCTION✿ formats fold observations into the assistant turn).
+        sampling: Sampling settings.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: list[Message]
+    stop: list[str] = Field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Literal["auto", "required", "none"] | str | None = None
+    continue_final: bool = False
+    sampling: Sampling = Sampling()
+
+
+class StreamChunk(BaseModel):
+    """One piece of a streamed reply. The last chunk carries the whole `Completion`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    delta: str = ""
+    completion: Completion | None = None
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat model backend: remote (OpenAI-compatible), embedded (llama.cpp) or scripted (tests)."""
+
+    @property
+    def name(self) -> str:
+        """The model name used in requests and reports."""
+        ...
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        """Return the whole reply to ``request``."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        """Yield text deltas as they arrive; the final chunk has ``completion`` set."""
+        ...
+
+
+class ModelError(Exception):
+    """A backend failed in a way the caller must see (server down, unknown model, bad request)."""

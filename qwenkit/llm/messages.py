@@ -1,0 +1,114 @@
+"""Typed chat messages, tool calls and token usage: the one shape every part of qwenkit speaks."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def new_call_id() -> str:
+    """Return a fresh tool-call id in the OpenAI style (``call_`` + 24 hex digits)."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ToolCall(_Frozen):
+    """One call of a tool requested by the model.
+
+    Attributes:
+        id: Identifier that ties the call to its result message.
+        name: Tool name exactly as the model wrote it (dots allowed, e.g. ``math.factorial``).
+        arguments: Parsed arguments. Empty when they could not be parsed (see ``arguments_error``).
+        raw_arguments: The argument text as the model wrote it, kept for transcripts and scoring.
+        arguments_error: Why the arguments could not be parsed into an object, if they could not.
+    """
+
+    id: str = Field(default_factory=new_call_id)
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    raw_arguments: str = ""
+    arguments_error: str | None = None
+
+
+class Usage(_Frozen):
+    """Token counts reported by a backend; all zero when the backend does not report them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class SystemMessage(_Frozen):
+    """Instructions for the model."""
+
+    role: Literal["system"] = "system"
+    content: str
+
+
+class UserMessage(_Frozen):
+    """A turn written by the user."""
+
+    role: Literal["user"] = "user"
+    content: str
+
+
+class AssistantMessage(_Frozen):
+    """A turn written by the model, as parsed by a prompt format.
+
+    Attributes:
+        content: Text for the reader: the answer, or text the model wrote around its calls.
+        reasoning: The model's thinking where the format separates it (ReAct's ``Thought:``).
+        tool_calls: The calls the model made in this turn, in order.
+    """
+
+    role: Literal["assistant"] = "assistant"
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+class ToolMessage(_Frozen):
+    """The observation returned to the model for one tool call."""
+
+    role: Literal["tool"] = "tool"
+    tool_call_id: str
+    name: str
+    content: str
+
+
+Message = Annotated[
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
+]
+"""Any chat message; pydantic picks the class by ``role``."""
+
+
+class Completion(_Frozen):
+    """One reply of a chat model, before any prompt format has parsed it.
+
+    Attributes:
+        text: The generated text (never ``None``; empty when the model produced only native tool calls).
+        tool_calls: Calls returned by a server's own tool parser (native format only).
+        finish_reason: ``stop``, ``length``, ``tool_calls`` or whatever the backend said.
+        stop_word: The stop word that ended generation, when the backend reports it.
+        usage: Token counts.
+    """
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    stop_word: str | None = None
+    usage: Usage = Usage()

@@ -1,0 +1,43 @@
+"""The built-in tools the CLI can enable by name, each made fresh for the agent that asks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import MappingProxyType
+
+from qwenkit.errors import ConfigError
+from qwenkit.tools.base import Tool
+
+
+def _calculator() -> Tool:
+    from qwenkit.tools.builtin.calculator import calculator_tool
+
+    return calculator_tool()
+
+
+def _code_interpreter() -> Tool:
+    from qwenkit.tools.builtin.code_interpreter import CodeInterpreter
+
+    return CodeInterpreter()
+
+
+BUILTIN_TOOLS: MappingProxyType[str, Callable[[], Tool]] = MappingProxyType({
+    "calculator": _calculator,
+    "code_interpreter": _code_interpreter,
+})
+"""Read-only map from tool name to a factory; factories import lazily so the CLI starts fast."""
+
+
+def make_tools(names: Iterable[str]) -> list[Tool]:
+    """Make one new instance of each named built-in tool.
+
+    Raises:
+        ConfigError: A name is not a built-in tool.
+    """
+    tools = []
+    for name in dict.fromkeys(names):
+        factory = BUILTIN_TOOLS.get(name)
+        if factory is None:
+            raise ConfigError(f"unknown tool {name!r}; built-in tools: {', '.join(sorted(BUILTIN_TOOLS))}")
+        tools.append(factory())
+    return tools

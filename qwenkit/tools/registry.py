@@ -1,0 +1,126 @@
+"""`ToolRegistry`: the tools one agent may call, and the safe dispatch of a `ToolCall` to one of them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from qwenkit.llm.messages import ToolCall
+from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput, ToolResult, ToolSpec
+
+
+def _validation_text(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(arguments)"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+class ToolRegistry:
+    """The tools one agent may call. An instance, never module-level state.
+
+    Dispatch never raises for anything the model did: an unknown name, unparsable or invalid
+    arguments, a tool exception or a timeout each come back as a `ToolResult` with ``ok=False`` and a
+    message the model can act on.
+    """
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            self.add(t)
+
+    def add(self, tool: Tool) -> None:
+        """Register ``tool``. Raises ``ValueError`` if its name is taken."""
+        if tool.name in self._tools:
+            raise ValueError(f"a tool named {tool.name!r} is already registered")
+        self._tools[tool.name] = tool
+
+    def get(self, name: str) -> Tool | None:
+        """Return the tool called ``name`` (surrounding spaces and quotes ignored), or ``None``."""
+        return self._tools.get(name) or self._tools.get(name.strip().strip("\"'`"))
+
+    def __contains__(self, name: str) -> bool:
+        return self.get(name) is not None
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def specs(self) -> list[ToolSpec]:
+        """Return the specs of all tools in registration order."""
+        return [t.spec for t in self._tools.values()]
+
+    def _validate(self, tool: Tool, call: ToolCall) -> dict[str, Any]:
+        if tool.args_model is None:
+            return dict(call.arguments)
+        model: BaseModel = tool.args_model.model_validate(call.arguments)
+        # Keep only fields the caller set or that have defaults; pass python values, not JSON.
+        return {name: getattr(model, name) for name in type(model).model_fields}
+
+    async def call(self, call: ToolCall, ctx: ToolContext, *, timeout: float | None = None) -> ToolResult:
+        """Validate ``call`` and run its tool; every failure becomes an observation.
+
+        Args:
+            call: The parsed call.
+            ctx: The run's context for the tool.
+            timeout: Seconds allowed; defaults to the tool's own ``timeout``.
+
+        Returns:
+            The result; ``ok`` is False when the call failed for any reason.
+        """
+        start = time.perf_counter()
+
+        def fail(kind: str, text: str) -> ToolResult:
+            return ToolResult(
+                call_id=call.id, name=call.name, content=text, ok=False, error_type=kind,
+                duration_s=time.perf_counter() - start,
+            )
+
+        tool = self.get(call.name)
+        if tool is None:
+            avail = ", ".join(self._tools) or "(none)"
+            return fail("UnknownTool", f"Error: there is no tool named {call.name!r}. Available tools: {avail}.")
+        if call.arguments_error is not None:
+            return fail(
+                "InvalidArguments",
+                f"Error: the arguments for {tool.name} are not valid JSON ({call.arguments_error}). "
+                "Write them as one JSON object.",
+            )
+        try:
+            args = self._validate(tool, call)
+        except ValidationError as err:
+            return fail("InvalidArguments", f"Error: invalid arguments for {tool.name}: {_validation_text(err)}")
+        limit = timeout if timeout is not None else tool.timeout
+        try:
+            out = await asyncio.wait_for(tool.run(args, ctx), limit)
+        except TimeoutError:
+            return fail("Timeout", f"Error: {tool.name} did not finish within {limit:g} s and was stopped.")
+        except ModelRetry as retry:
+            return fail("ModelRetry", retry.message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a tool's bug is the model's observation, not the loop's crash
+            return fail(type(exc).__name__, f"Error: {type(exc).__name__}: {exc}")
+        if isinstance(out, str):
+            out = ToolOutput(text=out)
+        return ToolResult(
+            call_id=call.id, name=tool.name, content=out.text, ok=not out.is_error,
+            error_type="ToolError" if out.is_error else None, images=out.images,
+            duration_s=time.perf_counter() - start,
+        )
+
+    async def close_conversation(self, conversation_id: str) -> None:
+        """Tell every tool that ``conversation_id`` ended, so it can release per-conversation state."""
+        await asyncio.gather(*(t.close_conversation(conversation_id) for t in self._tools.values()))
+
+    async def aclose(self) -> None:
+        """Release everything every tool holds."""
+        await asyncio.gather(*(t.aclose() for t in self._tools.values()))
