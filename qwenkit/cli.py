@@ -8,13 +8,10 @@ function of the parsed args returning an exit code). Errors the user can fix are
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
-
-from rich.console import Console
 
 from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ModelError
@@ -57,22 +54,22 @@ def build_parser() -> _Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qwenkit`` command; returns the exit code."""
-    err = Console(stderr=True)
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)
     except (ConfigError, ModelError) as exc:
-        err.print(f"[red]qwenkit: error:[/red] {exc}", highlight=False)
+        print_error(str(exc))
         return 2
     except KeyboardInterrupt:
-        err.print("qwenkit: interrupted")
+        print_error("interrupted")
         return 130
 
 
-def run_async(coro_factory: Callable[[], object]) -> object:
-    """Run a coroutine from a CLI handler."""
-    return asyncio.run(coro_factory())  # type: ignore[arg-type]
+def print_error(message: str) -> None:
+    """Print ``message`` as one ``qwenkit: error:`` line on stderr (never wrapped)."""
+    one_line = " ".join(message.split())
+    print(f"qwenkit: error: {one_line}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -77,16 +77,17 @@ async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Consol
     return result
 
 
-def _exit_code(result: RunResult, err: Console) -> int:
+def _exit_code(result: RunResult) -> int:
     if result.status == "error":
-        err.print(f"[red]qwenkit: error:[/red] {result.error}", highlight=False)
+        from qwenkit.cli import print_error
+
+        print_error(result.error or "the run failed")
         return 2
     return 0 if result.status == "completed" else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     agent = make_agent(args)
-    err = Console(stderr=True)
 
     async def go() -> RunResult:
         try:
@@ -95,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             await agent.aclose()
 
-    return _exit_code(asyncio.run(go()), err)
+    return _exit_code(asyncio.run(go()))
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -68,6 +68,16 @@ def _retryable(err: Exception) -> bool:
     return isinstance(err, openai.APIStatusError) and (err.status_code == 429 or err.status_code >= 500)
 
 
+def _server_says(err: openai.APIStatusError) -> str:
+    """The server's own error message, without the SDK's "Error code: N - {...}" wrapping."""
+    body = err.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+    return err.message
+
+
 def _tool_call(call_id: str | None, name: str, raw: str) -> ToolCall:
     args, error = parse_arguments(raw)
     return ToolCall(id=call_id or new_call_id(), name=name, arguments=args, raw_arguments=raw,
@@ -136,9 +146,9 @@ class OpenAICompatible:
         if isinstance(err, openai.APIConnectionError):
             return ModelError(f"cannot reach the model server at {self.base_url} ({type(err).__name__})")
         if isinstance(err, openai.NotFoundError):
-            return ModelError(f"the server at {self.base_url} has no model {self.model!r}: {err.message}")
+            return ModelError(f"the server at {self.base_url} has no model {self.model!r}: {_server_says(err)}")
         if isinstance(err, openai.APIStatusError):
-            return ModelError(f"the model server answered HTTP {err.status_code}: {err.message}")
+            return ModelError(f"the model server answered HTTP {err.status_code}: {_server_says(err)}")
         return ModelError(f"{type(err).__name__}: {err}")
 
     async def _with_retries(self, attempt: Callable[[], Awaitable[T]]) -> T:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,19 @@ def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 
+def as_stream(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SSE chunks a server would send for a non-streamed reply ``body``."""
+    choice = body["choices"][0]
+    msg = choice["message"]
+    out = [chunk({"role": "assistant", "content": msg.get("content") or ""})]
+    for i, tc in enumerate(msg.get("tool_calls") or []):
+        out.append(chunk({"tool_calls": [{"index": i, **tc}]}))
+    out.append(chunk({}, finish=choice["finish_reason"]))
+    out.append({"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [],
+                "usage": body["usage"]})
+    return out
+
+
 @dataclass
 class StubServer:
     replies: list[Reply]
@@ -62,11 +76,15 @@ class StubServer:
                 lines = head.decode().split("\r\n")
                 headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.requests.append(json.loads(body or b"{}"))
+                request = json.loads(body or b"{}")
+                self.requests.append(request)
                 reply = self.replies.pop(0) if self.replies else Reply(500, {"error": {"message": "no more"}})
                 await asyncio.sleep(reply.delay)
-                if reply.sse is not None:
-                    payload = "".join(f"data: {json.dumps(c)}\n\n" for c in reply.sse) + "data: [DONE]\n\n"
+                sse = reply.sse
+                if sse is None and request.get("stream") and reply.status == 200 and reply.body:
+                    sse = as_stream(reply.body)
+                if sse is not None:
+                    payload = "".join(f"data: {json.dumps(c)}\n\n" for c in sse) + "data: [DONE]\n\n"
                     data, ctype = payload.encode(), "text/event-stream"
                 else:
                     data, ctype = json.dumps(reply.body or {}).encode(), "application/json"
@@ -79,3 +97,28 @@ class StubServer:
             pass
         finally:
             writer.close()
+
+
+class ThreadedStub:
+    """Runs a `StubServer` on its own event loop in a thread, for tests that call blocking code (the CLI)."""
+
+    def __init__(self, replies: list[Reply]) -> None:
+        self.server = StubServer(replies)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self.server.__aenter__())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self) -> StubServer:
+        self._thread.start()
+        self._ready.wait(5)
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
