@@ -26,7 +26,8 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
 
     add_model_options(p)
     p.add_argument("--local", metavar="NAME_OR_PATH", default=None,
-                   help="use the embedded llama.cpp model (a store name or a GGUF path) instead of a server")
+                   help="use the embedded llama.cpp model (a store name or a .gguf path); the default when "
+                        "no --base-url is given")
     p.add_argument("--format", choices=FORMAT_NAMES, default="qwen", help="prompt format (default: qwen)")
     p.add_argument("--tool", action="append", default=[], choices=sorted(BUILTIN_TOOLS), metavar="NAME",
                    help=f"enable a built-in tool (repeatable): {', '.join(sorted(BUILTIN_TOOLS))}")
@@ -40,14 +41,26 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
 def make_model(args: argparse.Namespace) -> ChatModel:
     """Pick the backend from the flags: ``--local`` (embedded), else ``--base-url`` + ``--model``."""
     if args.local is not None or not args.base_url:
-        from qwenkit.llm.local import open_local_model
-
-        return open_local_model(args.local)
+        return _local_model(args.local)
     if not args.model:
         raise ConfigError("--model (or QWENKIT_MODEL) is required with --base-url")
     from qwenkit.llm.openai_compat import OpenAICompatible
 
     return OpenAICompatible(args.model, args.base_url, args.api_key)
+
+
+def _local_model(name_or_path: str | None) -> ChatModel:
+    """The embedded model: a GGUF path, a store name, or the store's default model."""
+    from pathlib import Path
+
+    from qwenkit.llm.local import LocalModel
+    from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
+
+    if name_or_path and name_or_path.endswith(".gguf"):
+        if not Path(name_or_path).is_file():
+            raise ConfigError(f"no GGUF file at {name_or_path}")
+        return LocalModel(name_or_path)
+    return LocalModel(ModelStore().path(name_or_path or DEFAULT_MODEL))
 
 
 def make_agent(args: argparse.Namespace) -> Agent:

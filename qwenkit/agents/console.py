@@ -30,6 +30,7 @@ class EventPrinter:
         self.console = console
         self.show_stream = show_stream
         self._streaming = False
+        self._streamed: dict[int, list[str]] = {}
 
     def _end_stream(self) -> None:
         if self._streaming:
@@ -41,6 +42,7 @@ class EventPrinter:
             case TextDelta() if self.show_stream:
                 self.console.print(escape(event.text), end="", style="dim", highlight=False)
                 self._streaming = True
+                self._streamed.setdefault(event.step, []).append(event.text)
             case AssistantTurn():
                 self._end_stream()
                 for problem in event.problems:
@@ -57,7 +59,9 @@ class EventPrinter:
                 self.console.print(Panel(escape(r.content[:4000]), title=title, expand=False, border_style=style))
             case FinalAnswer():
                 self._end_stream()
-                self.console.print(f"[bold]{escape(event.text)}[/bold]", highlight=False)
+                streamed = "".join(self._streamed.get(event.step, []))
+                if event.text.strip() not in streamed:  # already on screen as it streamed
+                    self.console.print(f"[bold]{escape(event.text)}[/bold]", highlight=False)
             case StepError():
                 self._end_stream()
                 self.console.print(f"[red]step {event.step} failed:[/red] {escape(event.message)}",

@@ -90,7 +90,7 @@ async def _step(cfg: LoopConfig, cid: str, msgs: list[Message], step: int, emit:
     prompt = cfg.fmt.render(msgs, cfg.tools.specs())
     request = ChatRequest(
         messages=prompt.messages, stop=prompt.stop, tools=prompt.tools,
-        tool_choice=cfg.tool_choice if prompt.tools else None,
+        tool_choice=(cfg.tool_choice or prompt.tool_choice) if prompt.tools else None,
         continue_final=prompt.continue_final, sampling=cfg.sampling,
     )
     try:

@@ -176,3 +176,19 @@ def test_invalid_max_steps() -> None:
 async def test_step_error_event_on_model_failure() -> None:
     events = [e async for e in Agent(ScriptedModel([]), format="nous").stream("x")]
     assert any(isinstance(e, StepError) and "ran out" in e.message for e in events)
+
+
+async def test_native_format_sends_tools_and_tool_choice() -> None:
+    from qwenkit.llm.messages import Completion, ToolCall
+
+    native_call = Completion(tool_calls=(ToolCall(name="math.factorial", arguments={"n": 3}),))
+    model = ScriptedModel([native_call, "6"])
+    agent = Agent(model, tools=[factorial], format=get_format("native", tool_choice="required"))
+    result = await agent.arun("3!")
+    assert result.answer == "6"
+    first = model.requests[0]
+    assert first.tool_choice == "required" and first.tools is not None
+    assert first.tools[0]["function"]["name"] == "math.factorial"
+    override = Agent(ScriptedModel(["x"]), tools=[factorial], format="native", tool_choice="math.factorial")
+    await override.arun("q")
+    assert override.model.requests[0].tool_choice == "math.factorial"  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ class RenderedPrompt(BaseModel):
             observations written in the format's own markers).
         stop: Stop words for this format.
         tools: OpenAI ``tools`` definitions; only the native format sets them.
+        tool_choice: ``auto``, ``required``, ``none`` or a tool name, with ``tools`` only.
         continue_final: The last message is a partial assistant turn the model continues.
     """
 
@@ -27,6 +28,7 @@ class RenderedPrompt(BaseModel):
     messages: list[Message]
     stop: list[str] = Field(default_factory=list)
     tools: list[dict[str, Any]] | None = None
+    tool_choice: str | None = None
     continue_final: bool = False
 
 

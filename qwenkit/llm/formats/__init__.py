@@ -1,0 +1,67 @@
+"""Prompt formats: how tools and tool turns are written for a Qwen model, and how replies are read.
+
+Four formats, one module each:
+
+- ``react``: Qwen's ReAct template (``Thought`` / ``Action`` / ``Action Input`` / ``Observation``).
+- ``qwen``: Qwen-Agent's ✿FUNCTION✿ / ✿ARGS✿ / ✿RESULT✿ / ✿RETURN✿ template.
+- ``nous``: the Hermes ``<tools>`` / ``<tool_call>`` / ``<tool_response>`` template of Qwen2.5/Qwen3.
+- ``native``: the server's own ``tools`` / ``tool_calls`` fields.
+
+Use `get_format` to build one by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qwenkit.llm.formats._json import parse_arguments
+from qwenkit.llm.formats.base import ParsedReply, PromptFormat, RenderedPrompt
+from qwenkit.llm.formats.native import NativeFormat
+from qwenkit.llm.formats.nous import NousFormat
+from qwenkit.llm.formats.qwen import QwenFormat
+from qwenkit.llm.formats.react import ReActFormat
+
+FORMAT_NAMES = ("react", "qwen", "nous", "native")
+"""Names accepted by `get_format`."""
+
+_CLASSES: dict[str, type[ReActFormat | QwenFormat | NousFormat | NativeFormat]] = {
+    "react": ReActFormat,
+    "qwen": QwenFormat,
+    "nous": NousFormat,
+    "native": NativeFormat,
+}
+
+
+def get_format(name: str, **options: Any) -> PromptFormat:
+    """Build the prompt format called ``name``.
+
+    Args:
+        name: One of `FORMAT_NAMES` (case and surrounding spaces ignored).
+        **options: Passed to the format's constructor (``QwenFormat(parallel=..., lang=...)``,
+            ``NativeFormat(tool_choice=...)``).
+
+    Returns:
+        A new format instance.
+
+    Raises:
+        ValueError: ``name`` is not a known format.
+        TypeError: An option the format does not take.
+    """
+    cls = _CLASSES.get(name.strip().lower()) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown prompt format {name!r}; choose one of: {', '.join(FORMAT_NAMES)}")
+    return cls(**options)
+
+
+__all__ = [
+    "FORMAT_NAMES",
+    "NativeFormat",
+    "NousFormat",
+    "ParsedReply",
+    "PromptFormat",
+    "QwenFormat",
+    "ReActFormat",
+    "RenderedPrompt",
+    "get_format",
+    "parse_arguments",
+]

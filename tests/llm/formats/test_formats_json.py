@@ -1,0 +1,103 @@
+"""Forgiving argument parsing shared by the prompt formats."""
+
+from __future__ import annotations
+
+import pytest
+
+from qwenkit.llm.formats import parse_arguments
+from qwenkit.llm.formats._json import is_code_tool, load_json, mark_truncated, split_think
+from qwenkit.llm.formats.base import ParsedReply
+from qwenkit.llm.messages import ToolCall
+from qwenkit.tools.base import ToolSpec
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"n": 5}', {"n": 5}),
+        ('  {"n": 5}\n', {"n": 5}),
+        ("{'city': 'Paris'}", {"city": "Paris"}),  # single quotes (json5)
+        ('{"city": "Paris",}', {"city": "Paris"}),  # trailing comma (json5)
+        ("{city: 'Paris'}", {"city": "Paris"}),  # unquoted key (json5)
+        ('{"city": "Paris"', {"city": "Paris"}),  # missing closing brace (json_repair)
+        ('{"a": {"b": [1, 2', {"a": {"b": [1, 2]}}),  # several missing closers
+        ('{"n": 5} <!-- a comment -->', {"n": 5}),  # stray text after the object
+        ('{"n": 5}\nThought: done', {"n": 5}),
+        ('```json\n{"n": 5}\n```', {"n": 5}),  # fenced JSON
+        ('```\n{"n": 5}\n```', {"n": 5}),  # bare fence holding JSON
+        ("```json\n{'n': 5,}\n```", {"n": 5}),
+        ("", {}),
+        ("   ", {}),
+        ('{"text": "数学 ✿ <tool_call>"}', {"text": "数学 ✿ <tool_call>"}),
+    ],
+)
+def test_objects_are_read(text: str, expected: dict[str, object]) -> None:
+    assert parse_arguments(text) == (expected, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("```py\nprint(1)\n```", "print(1)"),
+        ("```python\nimport math\nprint(math.factorial(5))\n```", "import math\nprint(math.factorial(5))"),
+        ("```\nx = {1: 2}\nprint(x)\n```", "x = {1: 2}\nprint(x)"),  # bare fence, not JSON
+        ("```python\nprint(1)", "print(1)"),  # unclosed fence (cut off)
+        ("Here is the code:\n```py\nprint(2)\n```", "print(2)"),
+    ],
+)
+def test_fenced_code_becomes_the_code_argument(text: str, code: str) -> None:
+    assert parse_arguments(text) == ({"code": code}, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("Paris", "plain text"),
+        ("[1, 2]", "a list"),
+        ("5", "a number"),
+        ('"Paris"', "a string"),
+        ("null", "null"),
+        ("true", "a boolean"),
+        ("```bash\nls\n```", "```bash"),
+        ("```json\n[1]\n```", "a list"),
+        ("{garbage", "a list"),  # json_repair makes a list of it: still not an object
+    ],
+)
+def test_non_objects_are_errors(text: str, fragment: str) -> None:
+    arguments, error = parse_arguments(text)
+    assert arguments == {}
+    assert error is not None and fragment in error
+
+
+def test_deep_nesting_does_not_raise() -> None:
+    arguments, error = parse_arguments("[" * 100_000)
+    assert arguments == {} and error is not None
+    value, error = load_json("{" * 50_000)
+    assert error is None or value is None
+
+
+def test_split_think() -> None:
+    assert split_think("<think>\nhmm\n</think>\n\nHi") == ("hmm", "\n\nHi", [])
+    assert split_think("hmm</think>Hi") == ("hmm", "Hi", [])  # template opened the block
+    reasoning, rest, problems = split_think("<think>still thinking")
+    assert (reasoning, rest) == ("still thinking", "") and problems
+    assert split_think("no thinking") == ("", "no thinking", [])
+
+
+def test_is_code_tool() -> None:
+    code = ToolSpec(name="python", parameters={"type": "object", "properties": {"code": {"type": "string"}}})
+    other = ToolSpec(name="python", parameters={"type": "object", "properties": {"code": {"type": "integer"}}})
+    two = ToolSpec(name="x", parameters={"type": "object", "properties": {"code": {}, "lang": {}}})
+    assert is_code_tool(code)
+    assert not is_code_tool(other) and not is_code_tool(two) and not is_code_tool(ToolSpec(name="y"))
+
+
+def test_mark_truncated_only_touches_an_incomplete_last_call() -> None:
+    calls = [ToolCall(name="a", arguments={"x": 1}), ToolCall(name="b", arguments={"code": "print("})]
+    reply = ParsedReply(tool_calls=calls)
+    assert mark_truncated(reply, "stop", last_call_complete=False) is reply
+    assert mark_truncated(reply, "length", last_call_complete=True) is reply
+    cut = mark_truncated(reply, "length", last_call_complete=False)
+    assert cut.tool_calls[0] == calls[0]
+    assert cut.tool_calls[1].arguments == {} and cut.tool_calls[1].arguments_error
+    assert cut.tool_calls[1].id == calls[1].id and cut.problems
