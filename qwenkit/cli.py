@@ -36,11 +36,39 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="API key (env QWENKIT_API_KEY)")
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Report what this machine supports: the interpreter sandbox and the embedded llama.cpp backend."""
+    from qwenkit.llm.doctor import check_llama_cpp
+    from qwenkit.sandbox.doctor import doctor_report
+
+    sandbox = doctor_report(probe=args.probe)
+    llama = check_llama_cpp()
+    if args.json:
+        import json
+
+        print(json.dumps({"sandbox": json.loads(sandbox.to_json()),
+                          "llama_cpp": {"ok": llama.ok, "summary": llama.summary, "detail": llama.detail}},
+                         ensure_ascii=False, indent=2))
+    else:
+        print(sandbox.to_text())
+        print(f"embedded model backend: [{'ok' if llama.ok else 'FAIL'}] {llama.summary}")
+    return 0 if sandbox.ok and llama.ok else 1
+
+
+def _register_doctor(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("doctor", help="check the sandbox (bubblewrap) and the embedded llama.cpp build")
+    p.add_argument("--probe", action="store_true", help="also start an isolated kernel and run 1+1 in it")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=cmd_doctor)
+
+
 def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction[_Parser]], None]]:
     # Imported here so `qwenkit --help` stays fast and a broken optional part cannot break the rest.
     from qwenkit.agents.cli import register as register_agent
+    from qwenkit.bench.cli import register as register_bench
+    from qwenkit.llm.store_cli import register as register_models
 
-    return [register_agent]
+    return [register_agent, register_models, register_bench, _register_doctor]
 
 
 def build_parser() -> _Parser:

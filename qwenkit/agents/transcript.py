@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import IO
 
@@ -75,7 +74,7 @@ def read_events(path: str | Path) -> list[Event]:
             continue
         try:
             events.append(_EVENT.validate_json(line))
-        except (ValidationError, json.JSONDecodeError) as err:
+        except ValidationError as err:  # pydantic reports invalid JSON as a ValidationError too
             if n == len(lines):
                 break  # the write was interrupted; the step it recorded will be redone
             raise ValueError(f"{path}:{n}: not a qwenkit transcript event ({err.error_count()} errors)") from err
@@ -91,8 +90,9 @@ def _in_call_order(messages: list[Message]) -> list[Message]:
             j = i + 1
             while j < len(out) and isinstance(out[j], ToolMessage):
                 j += 1
-            block = [m for m in out[i + 1 : j] if isinstance(m, ToolMessage)]
-            out[i + 1 : j] = sorted(block, key=lambda m: order.get(m.tool_call_id, len(order)))
+            block: list[ToolMessage] = [m for m in out[i + 1 : j] if isinstance(m, ToolMessage)]
+            block.sort(key=lambda m: order.get(m.tool_call_id, len(order)))
+            out[i + 1 : j] = block
     return out
 
 

@@ -187,7 +187,7 @@ class OpenAICompatible:
 
         Retries apply until the first chunk arrives; a stream cut later raises `ModelError`.
         """
-        params = self._params(request) | {"stream": True}
+        params: dict[str, Any] = {**self._params(request), "stream": True}
         if self.stream_usage:
             params["stream_options"] = {"include_usage": True}
         stream = await self._with_retries(lambda: self.client.chat.completions.create(**params))

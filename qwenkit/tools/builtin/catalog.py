@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from types import MappingProxyType
 
 from qwenkit.errors import ConfigError
@@ -18,7 +20,8 @@ def _calculator() -> Tool:
 def _code_interpreter() -> Tool:
     from qwenkit.tools.builtin.code_interpreter import CodeInterpreter
 
-    return CodeInterpreter()
+    # Keep each conversation's figures after the run, where the person at the terminal can open them.
+    return CodeInterpreter(workdir_root=Path(os.environ.get("QWENKIT_OUTPUTS", "qwenkit-outputs")).resolve())
 
 
 BUILTIN_TOOLS: MappingProxyType[str, Callable[[], Tool]] = MappingProxyType({

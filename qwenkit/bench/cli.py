@@ -1,0 +1,216 @@
+"""``qwenkit bench bfcl|tooluse|codeinterp|fetch``: run a benchmark against an OpenAI-compatible server.
+
+Each run writes ``<out>/results.jsonl`` (one line per finished record, resumable with ``--resume``),
+``<out>/report.json``, ``<out>/report.md`` and ``<out>/scores.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from qwenkit.bench.report import Summary, write_report
+from qwenkit.bench.runner import BenchTask, run_bench
+from qwenkit.errors import ConfigError
+from qwenkit.llm.base import Sampling
+
+FORMATS = ("nous", "qwen", "react", "native")
+
+
+def _add_run_options(p: argparse.ArgumentParser, default_format: str) -> None:
+    from qwenkit.cli import add_model_options
+
+    add_model_options(p)
+    p.add_argument("--format", default=default_format, choices=FORMATS,
+                   help=f"prompt format (default {default_format})")
+    p.add_argument("--out", help="output folder (default: bench-runs/<bench>-<format>-<model>)")
+    p.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per record (default 300)")
+    p.add_argument("--request-timeout", type=float, default=120.0, help="seconds per HTTP request (default 120)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed sent with every request (default 0)")
+    p.add_argument("--max-tokens", type=int, default=1024, help="tokens per reply (default 1024)")
+    p.add_argument("--limit", type=int, help="only the first N records of each category")
+    p.add_argument("--resume", action="store_true", help="continue the results file in --out (same options)")
+    p.add_argument("--retry-errors", action="store_true", help="with --resume, re-do records that errored")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing results file first")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``bench`` and its subcommands to the ``qwenkit`` parser."""
+    bench = subparsers.add_parser("bench", help="run tool-calling benchmarks (BFCL, tool-use, code interpreter)")
+    sub = bench.add_subparsers(dest="bench_command", required=True)
+
+    p = sub.add_parser("bfcl", help="BFCL single-turn AST categories")
+    _add_run_options(p, "nous")
+    p.add_argument("--categories", default="simple_python,multiple,parallel,parallel_multiple,irrelevance",
+                   help="comma-separated BFCL categories")
+    p.add_argument("--data-dir", help="folder with BFCL_v4_*.json (default: $QWENKIT_BFCL_DIR, else the fetch cache)")
+    p.set_defaults(handler=_bfcl)
+
+    p = sub.add_parser("tooluse", help="Qwen's tool-use metrics (selection, input ROUGE-L, false positives)")
+    _add_run_options(p, "react")
+    p.add_argument("--positive", help="Qwen's exam_plugin_*_react_positive.jsonl (with --negative)")
+    p.add_argument("--negative", help="Qwen's exam_plugin_*_react_negative.jsonl")
+    p.add_argument("--data-dir", help="BFCL data folder for the BFCL-derived sets (used without --positive)")
+    p.add_argument("--tokenizer", default="auto",
+                   help="ROUGE-L tokenizer: auto (pulled Qwen GGUF, else whitespace), store[:NAME], gguf:PATH, "
+                        "whitespace")
+    p.set_defaults(handler=_tooluse)
+
+    p = sub.add_parser("codeinterp", help="code-interpreter benchmark (math, visualization, executable rate)")
+    _add_run_options(p, "react")
+    p.add_argument("--tasks", help="Qwen-Agent eval_code_interpreter_v1.jsonl to run instead of the built-in set")
+    p.add_argument("--files-dir", help="folder with the input files of --tasks (its input_file_path entries)")
+    p.add_argument("--exec-timeout", type=float, default=60.0, help="seconds per code cell (default 60)")
+    p.add_argument("--vis-judge-model", help="vision model that judges the plots (any OpenAI-compatible server)")
+    p.add_argument("--vis-judge-base-url", help="its server URL (default: --base-url)")
+    p.add_argument("--vis-judge-api-key", default=None, help="its API key (default: --api-key)")
+    p.set_defaults(handler=_codeinterp)
+
+    p = sub.add_parser("fetch", help="download benchmark data")
+    p.add_argument("what", choices=["bfcl"], help="which data")
+    p.add_argument("--dest", help="target folder (default: the cache qwenkit bench bfcl reads)")
+    p.add_argument("--wheel", help="extract from this bfcl-eval wheel instead of downloading it")
+    p.set_defaults(handler=_fetch)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def _sampling(args: argparse.Namespace) -> Sampling:
+    return Sampling(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
+
+
+def _out_dir(args: argparse.Namespace, bench: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{bench}-{args.format}-{args.model}")
+    return Path("bench-runs") / safe
+
+
+async def preflight(base_url: str, model: str, api_key: str, timeout: float = 15.0) -> None:
+    """Check the server answers and serves ``model``.
+
+    Raises:
+        ConfigError: The server is unreachable, or it does not list ``model``.
+    """
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+    try:
+        listed = [m.id async for m in client.models.list()]
+    except openai.APIConnectionError as exc:
+        raise ConfigError(f"cannot reach the model server at {base_url}: is it running? "
+                          f"({type(exc).__name__})") from exc
+    except openai.APIStatusError as exc:
+        if exc.status_code in (401, 403):
+            raise ConfigError(f"the model server at {base_url} refused the API key (HTTP {exc.status_code}).") from exc
+        return  # some servers have no /models; the first request will tell
+    finally:
+        await client.close()
+    if listed and model not in listed:
+        raise ConfigError(f"the server at {base_url} has no model {model!r}; it serves: {', '.join(listed)}.")
+
+
+def _model(args: argparse.Namespace) -> Any:
+    from qwenkit.llm.openai_compat import OpenAICompatible
+
+    if not args.base_url:
+        raise ConfigError("no model server: pass --base-url (or set QWENKIT_BASE_URL).")
+    if not args.model:
+        raise ConfigError("no model name: pass --model (or set QWENKIT_MODEL).")
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1 (got {args.concurrency}).")
+    return OpenAICompatible(args.model, args.base_url, args.api_key, timeout=args.request_timeout)
+
+
+def _run(args: argparse.Namespace, task: BenchTask, bench: str, console: Console) -> int:
+    out = _out_dir(args, bench)
+
+    async def go() -> tuple[Any, Summary]:
+        try:
+            await preflight(args.base_url, args.model, args.api_key)
+            task_preflight = getattr(task, "preflight", None)
+            if task_preflight is not None:
+                await task_preflight()
+            outcome = await run_bench(
+                task, out, concurrency=args.concurrency, timeout=args.timeout, resume=args.resume,
+                retry_errors=args.retry_errors, overwrite=args.overwrite, progress=not args.no_progress,
+            )
+            return outcome, task.summarize(outcome.rows)
+        finally:
+            for obj in (task, getattr(task, "model", None)):
+                close = getattr(obj, "aclose", None)
+                if close is not None:
+                    await close()
+
+    outcome, summary = asyncio.run(go())
+    files = write_report(out, bench, outcome, summary)
+    console.print(files.markdown.read_text(encoding="utf-8"), markup=False, highlight=False)
+    console.print(f"results: {out / 'results.jsonl'}\nreport: {files.json}, {files.markdown}, {files.chart}",
+                  highlight=False)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- handlers
+
+def _bfcl(args: argparse.Namespace) -> int:
+    from qwenkit.bench.bfcl.data import check_categories, resolve_data_dir
+    from qwenkit.bench.bfcl.task import BfclTask
+
+    categories = check_categories(args.categories.split(","))
+    data_dir = resolve_data_dir(args.data_dir)
+    task = BfclTask(_model(args), args.format, data_dir, categories, sampling=_sampling(args), limit=args.limit)
+    task.records()  # read the data now: a missing file is a configuration error before any request
+    return _run(args, task, "bfcl", Console())
+
+
+def _tooluse(args: argparse.Namespace) -> int:
+    from qwenkit.bench.tooluse.data import bfcl_samples, load_qwen_file
+    from qwenkit.bench.tooluse.task import ToolUseTask
+    from qwenkit.bench.tooluse.tokenizers import resolve_tokenizer
+
+    if args.format != "react":
+        raise ConfigError("the tool-use benchmark is defined on Qwen's ReAct format: use --format react.")
+    console = Console()
+    if args.positive or args.negative:
+        samples = []
+        if args.positive:
+            samples += load_qwen_file(args.positive, "positive")[: args.limit]
+        if args.negative:
+            samples += load_qwen_file(args.negative, "negative")[: args.limit]
+        source = "qwen"
+    else:
+        from qwenkit.bench.bfcl.data import resolve_data_dir
+
+        samples = bfcl_samples(resolve_data_dir(args.data_dir), limit=args.limit)
+        source = "bfcl"
+    tokenizer, warning = resolve_tokenizer(args.tokenizer)
+    if warning:
+        Console(stderr=True).print(f"[yellow]note:[/yellow] {warning}", highlight=False)
+    task = ToolUseTask(_model(args), samples, tokenizer, source=source, sampling=_sampling(args),
+                       notes=[warning] if warning else [])
+    return _run(args, task, "tooluse", console)
+
+
+def _codeinterp(args: argparse.Namespace) -> int:
+    from qwenkit.bench.codeinterp.task import build_task
+
+    task = build_task(args, _model(args), _sampling(args), _out_dir(args, "codeinterp"))
+    return _run(args, task, "codeinterp", Console())
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from qwenkit.bench.bfcl.data import BFCL_PACKAGE, BFCL_VERSION, fetch
+
+    console = Console()
+    console.print(f"downloading {BFCL_PACKAGE}=={BFCL_VERSION} from PyPI (pip download --no-deps) ...")
+    dest = fetch(Path(args.dest) if args.dest else None, wheel=Path(args.wheel) if args.wheel else None)
+    console.print(f"BFCL data in {dest}", highlight=False)
+    return 0

@@ -1,0 +1,1 @@
+"""Code-interpreter benchmark modelled on Qwen-Agent's: math, visualization (hard/easy), executable rate."""

@@ -1,0 +1,36 @@
+"""Sandboxed, stateful Jupyter code execution for model-written code.
+
+- `KernelSession`: notebook-like session (state kept between calls) returning `ExecutionResult`.
+- `KernelPool`: pre-warmed isolated kernels; sessions made by the pool start instantly.
+- Isolation policies: `BubblewrapPolicy` (default) and `UnsandboxedPolicy` (explicit only).
+- `doctor_report`: which policy this machine supports, and why.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from qwenkit.sandbox.errors import KernelStartError, SandboxError, SandboxUnavailable, SessionClosed
+from qwenkit.sandbox.isolation import BubblewrapPolicy, IsolationPolicy, UnsandboxedPolicy, get_policy
+from qwenkit.sandbox.kernel import KernelFactory, SandboxKernel
+from qwenkit.sandbox.limits import ResourceLimits
+from qwenkit.sandbox.pool import KernelPool
+from qwenkit.sandbox.result import ExecutionError, ExecutionResult
+from qwenkit.sandbox.session import KernelSession, SessionConfig
+
+if TYPE_CHECKING:
+    from qwenkit.sandbox.doctor import DoctorReport, doctor_report
+
+
+def __getattr__(name: str) -> Any:
+    # The doctor is imported on use, so `python -m qwenkit.sandbox.doctor` runs it only once.
+    if name in ("DoctorReport", "doctor_report"):
+        from qwenkit.sandbox import doctor
+
+        return getattr(doctor, name)
+    raise AttributeError(name)
+
+
+__all__ = [
+    "BubblewrapPolicy", "DoctorReport", "ExecutionError", "ExecutionResult", "IsolationPolicy", "KernelFactory",
+    "KernelPool", "KernelSession", "KernelStartError", "ResourceLimits", "SandboxError", "SandboxKernel",
+    "SandboxUnavailable", "SessionClosed", "SessionConfig", "UnsandboxedPolicy", "doctor_report", "get_policy",
+]

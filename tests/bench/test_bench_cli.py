@@ -1,0 +1,135 @@
+"""``qwenkit bench``: configuration errors are one line with exit code 2; whole runs against local servers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qwenkit.bench import cli as bench_cli
+from qwenkit.bench.bfcl.data import CATEGORIES, fetch
+from qwenkit.bench.perf_runner import StubServerProcess
+from qwenkit.errors import ConfigError
+
+
+def run_cli(argv: list[str]) -> tuple[int, str]:
+    """Parse and run ``qwenkit bench ...`` as qwenkit.cli.main does (ConfigError: one line, exit 2)."""
+    parser = argparse.ArgumentParser(prog="qwenkit")
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench_cli.register(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args), ""
+    except ConfigError as exc:
+        return 2, str(exc)
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[str]:
+    with StubServerProcess(0.0) as server:
+        yield server.base_url
+
+
+def test_unknown_category_is_one_clear_line(bfcl_dir: Path, tmp_path: Path, stub: str) -> None:
+    code, msg = run_cli(["bench", "bfcl", "--base-url", stub, "--model", "stub", "--data-dir", str(bfcl_dir),
+                         "--categories", "simple_python,live_foo", "--out", str(tmp_path)])
+    assert code == 2 and "unknown BFCL category 'live_foo'" in msg and "\n" not in msg
+
+
+def test_missing_data_is_a_config_error(tmp_path: Path, stub: str) -> None:
+    code, msg = run_cli(["bench", "bfcl", "--base-url", stub, "--model", "stub", "--data-dir",
+                         str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert code == 2 and "qwenkit bench fetch bfcl" in msg
+    (tmp_path / "empty").mkdir()
+    code, msg = run_cli(["bench", "bfcl", "--base-url", stub, "--model", "stub", "--data-dir",
+                         str(tmp_path / "empty"), "--out", str(tmp_path)])
+    assert code == 2 and "missing BFCL data file" in msg
+
+
+def test_no_server_is_a_config_error(bfcl_dir: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, msg = run_cli(["bench", "bfcl", "--base-url", f"http://127.0.0.1:{port}/v1", "--model", "m",
+                         "--data-dir", str(bfcl_dir), "--out", str(tmp_path), "--no-progress"])
+    assert code == 2 and "cannot reach the model server" in msg
+    code, msg = run_cli(["bench", "bfcl", "--model", "m", "--data-dir", str(bfcl_dir), "--base-url", ""])
+    assert code == 2 and "--base-url" in msg
+
+
+def test_unknown_model_is_a_config_error(bfcl_dir: Path, tmp_path: Path, stub: str) -> None:
+    code, msg = run_cli(["bench", "bfcl", "--base-url", stub, "--model", "other", "--data-dir", str(bfcl_dir),
+                         "--out", str(tmp_path), "--no-progress"])
+    assert code == 2 and "has no model 'other'" in msg and "stub" in msg
+
+
+def test_whole_bfcl_run_against_a_stub_server_then_resume(bfcl_dir: Path, tmp_path: Path, stub: str) -> None:
+    argv = ["bench", "bfcl", "--base-url", stub, "--model", "stub", "--data-dir", str(bfcl_dir), "--out",
+            str(tmp_path), "--limit", "2", "--no-progress", "--format", "nous"]
+    assert run_cli(argv) == (0, "")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["records"] == 10
+    # The stub answers "pong": no call, so only irrelevance passes.
+    assert report["scores"] == {c: (1.0 if c == "irrelevance" else 0.0) for c in CATEGORIES}
+    assert report["reasons"]["simple_python"] == {"wrong_count": 2}
+    assert (tmp_path / "scores.png").stat().st_size > 1000
+    assert "| irrelevance | 100.00 | 2 | 0 |" in (tmp_path / "report.md").read_text()
+    code, msg = run_cli(argv)
+    assert code == 2 and "--resume" in msg
+    assert run_cli([*argv, "--resume"]) == (0, "")
+    assert json.loads((tmp_path / "report.json").read_text())["reused_from_file"] == 10
+    code, msg = run_cli([*argv, "--resume", "--seed", "7"])
+    assert code == 2 and "another configuration" in msg and "sampling" in msg
+
+
+def test_tooluse_run_against_a_stub_server(bfcl_dir: Path, tmp_path: Path, stub: str) -> None:
+    argv = ["bench", "tooluse", "--base-url", stub, "--model", "stub", "--data-dir", str(bfcl_dir), "--out",
+            str(tmp_path), "--limit", "2", "--no-progress", "--tokenizer", "whitespace"]
+    assert run_cli(argv) == (0, "")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["scores"]["tool_selection_accuracy"] == 0.0
+    assert report["scores"]["false_positive_rate"] == 0.0
+    assert any("tokenizer: whitespace" in n for n in report["notes"])
+
+
+def test_fetch_extracts_the_data_from_a_bfcl_wheel(bfcl_dir: Path, tmp_path: Path) -> None:
+    wheel = tmp_path / "bfcl_eval-2026.3.23-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for c in CATEGORIES:
+            z.write(bfcl_dir / f"BFCL_v4_{c}.json", f"bfcl_eval/data/BFCL_v4_{c}.json")
+            if c != "irrelevance":
+                z.write(bfcl_dir / "possible_answer" / f"BFCL_v4_{c}.json",
+                        f"bfcl_eval/data/possible_answer/BFCL_v4_{c}.json")
+        z.writestr("bfcl_eval/__init__.py", "")
+    dest = tmp_path / "cache"
+    code, _ = run_cli(["bench", "fetch", "bfcl", "--wheel", str(wheel), "--dest", str(dest)])
+    assert code == 0
+    for c in CATEGORIES:
+        assert (dest / f"BFCL_v4_{c}.json").read_bytes() == (bfcl_dir / f"BFCL_v4_{c}.json").read_bytes()
+    incomplete = tmp_path / "bad.whl"
+    with zipfile.ZipFile(incomplete, "w") as z:
+        z.writestr("bfcl_eval/__init__.py", "")
+    with pytest.raises(ConfigError, match="lacks"):
+        fetch(tmp_path / "other", wheel=incomplete)
+
+
+@pytest.mark.llama
+def test_three_bfcl_records_against_a_real_llama_server(
+    bfcl_dir: Path, tmp_path: Path, llama_server: tuple[str, str],
+) -> None:
+    base_url, model = llama_server
+    code, msg = run_cli(["bench", "bfcl", "--base-url", base_url, "--model", model, "--data-dir", str(bfcl_dir),
+                         "--categories", "simple_python", "--limit", "3", "--format", "nous", "--concurrency", "1",
+                         "--max-tokens", "256", "--out", str(tmp_path), "--no-progress"])
+    assert (code, msg) == (0, "")
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()[1:]]
+    assert [r["id"] for r in rows] == ["simple_python_0", "simple_python_1", "simple_python_2"]
+    assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert 0.0 <= report["scores"]["simple_python"] <= 1.0
