@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
+from qwenkit.agents.config import LAST_WORD_PROMPT
 from qwenkit.agents.events import Event, RunFinished, RunResult
 from qwenkit.agents.loop import LoopConfig, run_loop
 from qwenkit.agents.transcript import TranscriptWriter, load_transcript
@@ -36,6 +37,9 @@ class Agent:
         sampling: Sampling settings (temperature 0 and seed 0 by default).
         tool_choice: ``auto``, ``required``, ``none`` or a tool name; only for the native format.
         tool_timeout: Seconds allowed per tool call, overriding each tool's own timeout.
+        answer_at_max_steps: When the steps run out, ask the model once more, without tools, for its best
+            answer (the status stays ``max_steps``), as smolagents does. Small models that keep calling
+            tools still end with an answer.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class Agent:
         sampling: Sampling | None = None,
         tool_choice: str | None = None,
         tool_timeout: float | None = None,
+        answer_at_max_steps: bool = True,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -59,12 +64,13 @@ class Agent:
         self.sampling = sampling or Sampling()
         self.tool_choice = tool_choice
         self.tool_timeout = tool_timeout
+        self.answer_at_max_steps = answer_at_max_steps
 
     def _config(self, stream_tokens: bool) -> LoopConfig:
         return LoopConfig(
             model=self.model, fmt=self.format, tools=self.tools, sampling=self.sampling,
             max_steps=self.max_steps, tool_choice=self.tool_choice, stream_tokens=stream_tokens,
-            tool_timeout=self.tool_timeout,
+            tool_timeout=self.tool_timeout, last_word_prompt=LAST_WORD_PROMPT if self.answer_at_max_steps else "",
         )
 
     def _start(self, prompt: str, history: Sequence[Message] | None) -> list[Message]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 
+from qwenkit.agents.config import LoopConfig
+from qwenkit.agents.conversation import tool_message, unanswered_calls
 from qwenkit.agents.events import (
     AssistantTurn,
     ErrorStep,
@@ -24,41 +25,13 @@ from qwenkit.agents.events import (
     ToolResultEvent,
     ToolStep,
 )
-from qwenkit.llm.base import ChatModel, ChatRequest, ModelError, Sampling
-from qwenkit.llm.formats.base import PromptFormat
-from qwenkit.llm.messages import AssistantMessage, Completion, Message, ToolCall, ToolMessage, Usage
+from qwenkit.llm.base import ChatRequest, ModelError
+from qwenkit.llm.messages import AssistantMessage, Completion, Message, ToolCall, Usage, UserMessage
 from qwenkit.tools.base import ToolContext, ToolResult
-from qwenkit.tools.registry import ToolRegistry
+
+__all__ = ["LoopConfig", "run_loop", "tool_message", "unanswered_calls"]
 
 Emit = Callable[[Event], None]
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Everything the loop needs; immutable, so one config serves many conversations at once."""
-
-    model: ChatModel
-    fmt: PromptFormat
-    tools: ToolRegistry
-    sampling: Sampling
-    max_steps: int
-    tool_choice: str | None = None
-    stream_tokens: bool = False
-    tool_timeout: float | None = None
-
-
-def unanswered_calls(messages: Sequence[Message]) -> list[ToolCall]:
-    """Calls of the last assistant turn that have no tool message yet (after a crash, on resume)."""
-    for i in range(len(messages) - 1, -1, -1):
-        msg = messages[i]
-        if isinstance(msg, AssistantMessage):
-            answered = {m.tool_call_id for m in messages[i + 1 :] if isinstance(m, ToolMessage)}
-            return [c for c in msg.tool_calls if c.id not in answered]
-    return []
-
-
-def tool_message(result: ToolResult) -> ToolMessage:
-    return ToolMessage(tool_call_id=result.call_id, name=result.name, content=result.content)
 
 
 async def _run_tools(cfg: LoopConfig, cid: str, calls: list[ToolCall], step: int, emit: Emit) -> list[ToolResult]:
@@ -85,9 +58,14 @@ async def _complete(cfg: LoopConfig, request: ChatRequest, step: int, emit: Emit
     raise ModelError(f"{cfg.model.name}: the stream ended without a final reply")
 
 
-async def _step(cfg: LoopConfig, cid: str, msgs: list[Message], step: int, emit: Emit) -> StepOutcome:
-    """One model call, and the tools it asked for."""
-    prompt = cfg.fmt.render(msgs, cfg.tools.specs())
+async def _step(
+    cfg: LoopConfig, cid: str, msgs: list[Message], step: int, emit: Emit, *, last_word: bool = False
+) -> StepOutcome:
+    """One model call, and the tools it asked for. ``last_word``: tools withheld, any call ignored."""
+    if last_word:
+        prompt = cfg.fmt.render([*msgs, UserMessage(content=cfg.last_word_prompt)], [])
+    else:
+        prompt = cfg.fmt.render(msgs, cfg.tools.specs())
     request = ChatRequest(
         messages=prompt.messages, stop=prompt.stop, tools=prompt.tools,
         tool_choice=(cfg.tool_choice or prompt.tool_choice) if prompt.tools else None,
@@ -104,8 +82,8 @@ async def _step(cfg: LoopConfig, cid: str, msgs: list[Message], step: int, emit:
     )
     emit(AssistantTurn(step=step, message=message, raw_text=completion.text, problems=parsed.problems,
                        usage=completion.usage))
-    if not message.tool_calls:
-        return FinalStep(message=message, usage=completion.usage)
+    if last_word or not message.tool_calls:
+        return FinalStep(message=message.model_copy(update={"tool_calls": ()}), usage=completion.usage)
     results = await _run_tools(cfg, cid, list(message.tool_calls), step, emit)
     return ToolStep(message=message, results=results, usage=completion.usage)
 
@@ -138,6 +116,12 @@ async def _drive(cfg: LoopConfig, cid: str, messages: Sequence[Message], steps_d
                 usage += outcome.usage
                 msgs.append(outcome.message)
                 msgs.extend(tool_message(r) for r in outcome.results)
+    if cfg.last_word_prompt:  # out of steps: one more call without tools, so the user still gets an answer
+        outcome = await _step(cfg, cid, msgs, step + 1, emit, last_word=True)
+        if isinstance(outcome, FinalStep):
+            usage += outcome.usage
+            emit(FinalAnswer(step=step + 1, text=outcome.message.content))
+            return finish("max_steps", answer=outcome.message.content)
     finish("max_steps")
 
 

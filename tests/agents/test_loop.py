@@ -99,9 +99,22 @@ async def test_bad_calls_become_observations_and_the_model_retries() -> None:
 
 async def test_max_steps_status() -> None:
     model = ScriptedModel([call("math.factorial", n=1)] * 3)
-    result = await Agent(model, tools=[factorial], format="nous", max_steps=3).arun("loop")
+    agent = Agent(model, tools=[factorial], format="nous", max_steps=3, answer_at_max_steps=False)
+    result = await agent.arun("loop")
     assert result.status == "max_steps" and result.steps == 3 and result.answer == ""
     assert len(model.requests) == 3
+
+
+async def test_out_of_steps_the_model_is_asked_once_more_without_tools() -> None:
+    model = ScriptedModel([call("math.factorial", n=3)] * 2 + [call("math.factorial", n=3) + " It is 6."])
+    events = [e async for e in Agent(model, tools=[factorial], format="nous", max_steps=2).stream("3!")]
+    result = events[-1].result  # type: ignore[union-attr]
+    assert result.status == "max_steps" and result.answer == "It is 6."
+    last = model.requests[2]
+    assert "<tools>" not in last.messages[0].content  # tools withheld
+    assert "Do not call any tool" in last.messages[-1].content
+    assert sum(isinstance(e, ToolCallEvent) for e in events) == 2  # the call in the last word was not run
+    assert any(isinstance(e, FinalAnswer) and e.text == "It is 6." for e in events)
 
 
 async def test_model_error_ends_run_with_error_status() -> None:

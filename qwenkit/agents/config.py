@@ -1,0 +1,42 @@
+"""`LoopConfig`: the immutable settings one agent loop runs with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qwenkit.llm.base import ChatModel, Sampling
+from qwenkit.llm.formats.base import PromptFormat
+from qwenkit.tools.registry import ToolRegistry
+
+LAST_WORD_PROMPT = (
+    "You have used all the steps you were given. Do not call any tool. Using what you found above, "
+    "give your best final answer to my question now."
+)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Everything the loop needs; immutable, so one config serves many conversations at once.
+
+    Attributes:
+        model: The chat model.
+        fmt: The prompt format.
+        tools: The tools the model may call.
+        sampling: Sampling settings for every call.
+        max_steps: Most model calls that may request tools.
+        tool_choice: Native format only: ``auto``, ``required``, ``none`` or a tool name.
+        stream_tokens: Use the model's stream and emit text deltas.
+        tool_timeout: Seconds per tool call, overriding each tool's own limit.
+        last_word_prompt: When the steps run out, ask once more with this user message and no tools,
+            so the run still ends with an answer (status stays ``max_steps``). Empty: don't ask.
+    """
+
+    model: ChatModel
+    fmt: PromptFormat
+    tools: ToolRegistry
+    sampling: Sampling
+    max_steps: int
+    tool_choice: str | None = None
+    stream_tokens: bool = False
+    tool_timeout: float | None = None
+    last_word_prompt: str = ""
