@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
@@ -11,10 +12,11 @@ from qwenkit.agents.config import LAST_WORD_PROMPT
 from qwenkit.agents.events import Event, RunFinished, RunResult
 from qwenkit.agents.loop import LoopConfig, run_loop
 from qwenkit.agents.transcript import TranscriptWriter, load_transcript
+from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import get_format
 from qwenkit.llm.formats.base import PromptFormat
-from qwenkit.llm.messages import Message, SystemMessage, UserMessage
+from qwenkit.llm.messages import Message, SystemMessage, Usage, UserMessage
 from qwenkit.tools.base import Tool
 from qwenkit.tools.registry import ToolRegistry
 
@@ -82,16 +84,20 @@ class Agent:
 
     async def _events(
         self, messages: Sequence[Message], *, conversation_id: str | None, transcript: str | Path | None,
-        steps_done: int = 0, stream_tokens: bool,
+        steps_done: int = 0, usage: Usage | None = None, stream_tokens: bool,
     ) -> AsyncIterator[Event]:
         owns_conversation = conversation_id is None
         cid = conversation_id or uuid.uuid4().hex
-        writer = TranscriptWriter(transcript) if transcript is not None else None
         try:
-            async for event in run_loop(self._config(stream_tokens), cid, messages, steps_done):
-                if writer is not None:
-                    writer.write(event)
-                yield event
+            writer = TranscriptWriter(transcript) if transcript is not None else None
+        except OSError as err:
+            raise ConfigError(f"cannot write the transcript {transcript}: {err.strerror or err}") from err
+        loop = run_loop(self._config(stream_tokens), cid, messages, steps_done=steps_done, usage=usage,
+                        sink=writer.write if writer is not None else None)
+        try:
+            async with contextlib.aclosing(loop) as events:  # stop the run before closing its tools
+                async for event in events:
+                    yield event
         finally:
             if writer is not None:
                 writer.close()
@@ -147,12 +153,12 @@ class Agent:
             return state.finished
         events = self._events(
             state.messages, conversation_id=state.conversation_id, transcript=transcript,
-            steps_done=state.steps_done, stream_tokens=False,
+            steps_done=state.steps_done, usage=state.usage, stream_tokens=False,
         )
         try:
             return await _result_of(events)
         finally:
-            await self.tools.close_conversation(state.conversation_id)
+            await asyncio.shield(self.tools.close_conversation(state.conversation_id))
 
     async def close_conversation(self, conversation_id: str) -> None:
         """End a conversation started with an explicit ``conversation_id``."""

@@ -17,11 +17,16 @@ class _Event(BaseModel):
 
 
 class RunStarted(_Event):
-    """First event: the conversation the run starts from (enough to resume it)."""
+    """First event: the conversation the run starts from (enough to resume it).
+
+    ``steps_done`` and ``usage`` are non-zero when the run is a resumed one.
+    """
 
     type: Literal["run_started"] = "run_started"
     conversation_id: str
     messages: list[Message]
+    steps_done: int = 0
+    usage: Usage = Usage()
 
 
 class TextDelta(_Event):
@@ -33,7 +38,10 @@ class TextDelta(_Event):
 
 
 class AssistantTurn(_Event):
-    """The model's reply for one step, parsed by the prompt format."""
+    """The model's reply for one step, parsed by the prompt format.
+
+    ``last_word`` marks the extra call made when the steps ran out (tools withheld, calls dropped).
+    """
 
     type: Literal["assistant_turn"] = "assistant_turn"
     step: int
@@ -41,6 +49,7 @@ class AssistantTurn(_Event):
     raw_text: str
     problems: list[str] = Field(default_factory=list)
     usage: Usage = Usage()
+    last_word: bool = False
 
 
 class ToolCallEvent(_Event):
@@ -80,12 +89,12 @@ class RunResult(BaseModel):
     """What a run returns.
 
     Attributes:
-        answer: The final answer ("" unless status is ``completed``).
+        answer: The final answer; with status ``max_steps`` the answer to the last-word call, if made.
         status: ``completed``, ``max_steps`` (the model kept calling tools) or ``error``.
         error: What went wrong when status is ``error``.
         conversation_id: The conversation this run belonged to.
         messages: The whole conversation, including the final assistant turn.
-        steps: Number of model calls made.
+        steps: Number of model calls made (the last-word call included).
         usage: Tokens used over all steps.
     """
 

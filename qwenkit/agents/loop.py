@@ -29,8 +29,6 @@ from qwenkit.llm.base import ChatRequest, ModelError
 from qwenkit.llm.messages import AssistantMessage, Completion, Message, ToolCall, Usage, UserMessage
 from qwenkit.tools.base import ToolContext, ToolResult
 
-__all__ = ["LoopConfig", "run_loop", "tool_message", "unanswered_calls"]
-
 Emit = Callable[[Event], None]
 
 
@@ -61,7 +59,7 @@ async def _complete(cfg: LoopConfig, request: ChatRequest, step: int, emit: Emit
 async def _step(
     cfg: LoopConfig, cid: str, msgs: list[Message], step: int, emit: Emit, *, last_word: bool = False
 ) -> StepOutcome:
-    """One model call, and the tools it asked for. ``last_word``: tools withheld, any call ignored."""
+    """One model call, and the tools it asked for. ``last_word``: tools withheld, any call dropped."""
     if last_word:
         prompt = cfg.fmt.render([*msgs, UserMessage(content=cfg.last_word_prompt)], [])
     else:
@@ -77,21 +75,18 @@ async def _step(
         emit(StepError(step=step, error_type=type(err).__name__, message=str(err)))
         return ErrorStep(error_type=type(err).__name__, message=str(err))
     parsed = cfg.fmt.parse_completion(completion)
-    message = AssistantMessage(
-        content=parsed.content, reasoning=parsed.reasoning, tool_calls=tuple(parsed.tool_calls)
-    )
+    calls = () if last_word else tuple(parsed.tool_calls)
+    message = AssistantMessage(content=parsed.content, reasoning=parsed.reasoning, tool_calls=calls)
     emit(AssistantTurn(step=step, message=message, raw_text=completion.text, problems=parsed.problems,
-                       usage=completion.usage))
-    if last_word or not message.tool_calls:
-        return FinalStep(message=message.model_copy(update={"tool_calls": ()}), usage=completion.usage)
-    results = await _run_tools(cfg, cid, list(message.tool_calls), step, emit)
+                       usage=completion.usage, last_word=last_word))
+    if not calls:
+        return FinalStep(message=message, usage=completion.usage)
+    results = await _run_tools(cfg, cid, list(calls), step, emit)
     return ToolStep(message=message, results=results, usage=completion.usage)
 
 
-async def _drive(cfg: LoopConfig, cid: str, messages: Sequence[Message], steps_done: int, emit: Emit) -> None:
-    msgs = list(messages)
-    usage, step = Usage(), steps_done
-    emit(RunStarted(conversation_id=cid, messages=list(msgs)))
+async def _drive(cfg: LoopConfig, cid: str, msgs: list[Message], step: int, usage: Usage, emit: Emit) -> None:
+    emit(RunStarted(conversation_id=cid, messages=list(msgs), steps_done=step, usage=usage))
 
     def finish(status: RunStatus, answer: str = "", error: str | None = None) -> None:
         emit(RunFinished(result=RunResult(
@@ -101,32 +96,29 @@ async def _drive(cfg: LoopConfig, cid: str, messages: Sequence[Message], steps_d
 
     if pending := unanswered_calls(msgs):  # resumed after a crash between a turn and its results
         msgs.extend(tool_message(r) for r in await _run_tools(cfg, cid, pending, step, emit))
-    while step < cfg.max_steps:
+    while True:
+        last_word = step >= cfg.max_steps  # out of steps: one call without tools, for an answer anyway
+        if last_word and not cfg.last_word_prompt:
+            return finish("max_steps")
         step += 1
-        outcome = await _step(cfg, cid, msgs, step, emit)
+        outcome = await _step(cfg, cid, msgs, step, emit, last_word=last_word)
         match outcome:
             case ErrorStep():
-                return finish("error", error=f"{outcome.error_type}: {outcome.message}")
+                return finish("max_steps" if last_word else "error", error=f"{outcome.error_type}: {outcome.message}")
             case FinalStep():
                 usage += outcome.usage
                 msgs.append(outcome.message)
                 emit(FinalAnswer(step=step, text=outcome.message.content))
-                return finish("completed", answer=outcome.message.content)
+                return finish("max_steps" if last_word else "completed", answer=outcome.message.content)
             case ToolStep():
                 usage += outcome.usage
                 msgs.append(outcome.message)
                 msgs.extend(tool_message(r) for r in outcome.results)
-    if cfg.last_word_prompt:  # out of steps: one more call without tools, so the user still gets an answer
-        outcome = await _step(cfg, cid, msgs, step + 1, emit, last_word=True)
-        if isinstance(outcome, FinalStep):
-            usage += outcome.usage
-            emit(FinalAnswer(step=step + 1, text=outcome.message.content))
-            return finish("max_steps", answer=outcome.message.content)
-    finish("max_steps")
 
 
 async def run_loop(
-    cfg: LoopConfig, conversation_id: str, messages: Sequence[Message], steps_done: int = 0
+    cfg: LoopConfig, conversation_id: str, messages: Sequence[Message], *, steps_done: int = 0,
+    usage: Usage | None = None, sink: Emit | None = None,
 ) -> AsyncIterator[Event]:
     """Run the loop, yielding its events as they happen; the last one is `RunFinished`.
 
@@ -135,9 +127,17 @@ async def run_loop(
         conversation_id: Id passed to stateful tools.
         messages: The conversation so far, ending with the user's turn (or a resumed partial turn).
         steps_done: Model calls already made (when resuming), counted against ``max_steps``.
+        usage: Tokens already used (when resuming).
+        sink: Called with each event as it happens, before a slow consumer gets it (transcripts).
     """
     queue: asyncio.Queue[Event | None] = asyncio.Queue()
-    task = asyncio.create_task(_drive(cfg, conversation_id, messages, steps_done, queue.put_nowait))
+
+    def emit(event: Event) -> None:
+        if sink is not None:
+            sink(event)
+        queue.put_nowait(event)
+
+    task = asyncio.create_task(_drive(cfg, conversation_id, list(messages), steps_done, usage or Usage(), emit))
     task.add_done_callback(lambda _: queue.put_nowait(None))
     try:
         while (event := await queue.get()) is not None:

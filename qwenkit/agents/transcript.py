@@ -7,6 +7,7 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from qwenkit.agents.conversation import tool_message
 from qwenkit.agents.events import (
     AssistantTurn,
     Event,
@@ -16,7 +17,6 @@ from qwenkit.agents.events import (
     TextDelta,
     ToolResultEvent,
 )
-from qwenkit.agents.loop import tool_message
 from qwenkit.llm.messages import AssistantMessage, Message, ToolMessage, Usage
 
 _EVENT = TypeAdapter(Event)
@@ -31,6 +31,7 @@ class TranscriptWriter:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_partial_line(self.path)
         self._fh: IO[str] = self.path.open("a", encoding="utf-8")
 
     def write(self, event: Event) -> None:
@@ -43,6 +44,16 @@ class TranscriptWriter:
         self._fh.close()
 
 
+def _drop_partial_line(path: Path) -> None:
+    """Cut a last line left unfinished by a crash, so appended events start on a line of their own."""
+    if not path.is_file():
+        return
+    with path.open("rb+") as fh:
+        data = fh.read()
+        if data and not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 class TranscriptState(BaseModel):
     """Where a transcript left off.
 
@@ -50,7 +61,8 @@ class TranscriptState(BaseModel):
         conversation_id: The run's conversation id.
         messages: The conversation rebuilt from the events (tool results in call order).
         steps_done: Model calls already made.
-        finished: The result, if the run had finished.
+        usage: Tokens already used.
+        finished: The result, if the run had finished (a run that ended in ``error`` can be resumed).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -58,6 +70,7 @@ class TranscriptState(BaseModel):
     conversation_id: str
     messages: list[Message]
     steps_done: int
+    usage: Usage = Usage()
     finished: RunResult | None = None
 
 
@@ -109,23 +122,23 @@ def load_transcript(path: str | Path) -> TranscriptState:
     start = events[starts[-1]]
     assert isinstance(start, RunStarted)
     messages: list[Message] = list(start.messages)
-    steps = max((e.step for e in events if isinstance(e, AssistantTurn)), default=0)
+    steps, usage = start.steps_done, start.usage
     finished: RunResult | None = None
-    usage = Usage()
+    last_word = False
     for e in events[starts[-1] + 1 :]:
         if isinstance(e, AssistantTurn):
             messages.append(e.message)
-            usage += e.usage
+            steps, usage, last_word = steps + 1, usage + e.usage, e.last_word
         elif isinstance(e, ToolResultEvent):
             messages.append(tool_message(e.result))
-        elif isinstance(e, RunFinished):
+        elif isinstance(e, RunFinished) and e.result.status != "error":  # a failed backend may work now
             finished = e.result
     last = messages[-1] if messages else None
-    if finished is None and isinstance(last, AssistantMessage) and not last.tool_calls:
+    if finished is None and isinstance(last, AssistantMessage) and not last.tool_calls and steps > start.steps_done:
         # The answer was recorded but the process died before the run_finished line.
-        finished = RunResult(answer=last.content, status="completed", conversation_id=start.conversation_id,
-                             messages=messages, steps=steps, usage=usage)
+        finished = RunResult(answer=last.content, status="max_steps" if last_word else "completed",
+                             conversation_id=start.conversation_id, messages=messages, steps=steps, usage=usage)
     return TranscriptState(
-        conversation_id=start.conversation_id, messages=_in_call_order(messages), steps_done=steps,
+        conversation_id=start.conversation_id, messages=_in_call_order(messages), steps_done=steps, usage=usage,
         finished=finished,
     )

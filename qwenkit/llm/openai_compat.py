@@ -45,7 +45,7 @@ def to_wire(message: Message) -> dict[str, Any]:
                         "type": "function",
                         "function": {
                             "name": c.name,
-                            "arguments": c.raw_arguments or json.dumps(c.arguments, ensure_ascii=False),
+                            "arguments": _json_arguments(c),
                         },
                     }
                     for c in message.tool_calls
@@ -53,6 +53,20 @@ def to_wire(message: Message) -> dict[str, Any]:
             return wire
         case ToolMessage():
             return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+
+
+def _json_arguments(call: ToolCall) -> str:
+    """The model's own argument text if it is strict JSON, else the repaired arguments as JSON.
+
+    vLLM runs ``json.loads`` on past calls' arguments and answers 500 when it fails.
+    """
+    if call.raw_arguments:
+        try:
+            json.loads(call.raw_arguments)
+            return call.raw_arguments
+        except ValueError:
+            pass
+    return json.dumps(call.arguments, ensure_ascii=False)
 
 
 def _tool_choice(choice: str | None) -> Any:
@@ -66,6 +80,13 @@ def _retryable(err: Exception) -> bool:
     if isinstance(err, openai.APIConnectionError):  # includes APITimeoutError
         return True
     return isinstance(err, openai.APIStatusError) and (err.status_code == 429 or err.status_code >= 500)
+
+
+def _usage(usage: Any) -> Usage:
+    """Token counts; some servers send ``null`` for a field or no usage at all."""
+    if usage is None:
+        return Usage()
+    return Usage(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
 
 
 def _server_says(err: openai.APIStatusError) -> str:
@@ -143,6 +164,8 @@ class OpenAICompatible:
         return params
 
     def _error(self, err: Exception) -> ModelError:
+        if isinstance(err, openai.APITimeoutError):
+            return ModelError(f"the model server at {self.base_url} did not answer in time (timeout)")
         if isinstance(err, openai.APIConnectionError):
             return ModelError(f"cannot reach the model server at {self.base_url} ({type(err).__name__})")
         if isinstance(err, openai.NotFoundError):
@@ -175,8 +198,7 @@ class OpenAICompatible:
             if c.type == "function"
         )
         stop = (choice.model_extra or {}).get("stop_reason")
-        usage = Usage(prompt_tokens=resp.usage.prompt_tokens, completion_tokens=resp.usage.completion_tokens) \
-            if resp.usage else Usage()
+        usage = _usage(resp.usage)
         return Completion(
             text=choice.message.content or "", tool_calls=calls, finish_reason=choice.finish_reason,
             stop_word=stop if isinstance(stop, str) else None, usage=usage,
@@ -185,7 +207,7 @@ class OpenAICompatible:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         """Yield text deltas; the last chunk carries the assembled `Completion`.
 
-        Retries apply until the first chunk arrives; a stream cut later raises `ModelError`.
+        Retries apply until the response headers arrive; a stream cut later raises `ModelError`.
         """
         params: dict[str, Any] = {**self._params(request), "stream": True}
         if self.stream_usage:
@@ -199,8 +221,7 @@ class OpenAICompatible:
         try:
             async for chunk in stream:
                 if chunk.usage:
-                    usage = Usage(prompt_tokens=chunk.usage.prompt_tokens,
-                                  completion_tokens=chunk.usage.completion_tokens)
+                    usage = _usage(chunk.usage)
                 for choice in chunk.choices[:1]:
                     finish = choice.finish_reason or finish
                     stop = (choice.model_extra or {}).get("stop_reason") or stop

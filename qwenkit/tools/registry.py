@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -98,19 +99,26 @@ class ToolRegistry:
             args = self._validate(tool, call)
         except ValidationError as err:
             return fail("InvalidArguments", f"Error: invalid arguments for {tool.name}: {_validation_text(err)}")
+        except Exception as exc:  # a validator that raised something pydantic does not wrap
+            return fail("InvalidArguments", f"Error: invalid arguments for {tool.name}: {type(exc).__name__}: {exc}")
         limit = timeout if timeout is not None else tool.timeout
+        deadline = asyncio.timeout(limit)
         try:
-            out = await asyncio.wait_for(tool.run(args, ctx), limit)
-        except TimeoutError:
-            return fail("Timeout", f"Error: {tool.name} did not finish within {limit:g} s and was stopped.")
+            async with deadline:
+                out = await tool.run(args, ctx)
+        except TimeoutError as exc:
+            if not deadline.expired():  # the tool's own timeout (an HTTP call inside it, say)
+                return fail("TimeoutError", f"Error: TimeoutError: {exc}")
+            # A sync tool's thread cannot be killed: say so rather than claim it was stopped.
+            return fail("Timeout", f"Error: {tool.name} did not finish within {limit:g} s; its result was abandoned.")
         except ModelRetry as retry:
             return fail("ModelRetry", retry.message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a tool's bug is the model's observation, not the loop's crash
             return fail(type(exc).__name__, f"Error: {type(exc).__name__}: {exc}")
-        if isinstance(out, str):
-            out = ToolOutput(text=out)
+        if not isinstance(out, ToolOutput):  # a class tool that broke its contract still gives text
+            out = ToolOutput(text=out if isinstance(out, str) else json.dumps(out, ensure_ascii=False, default=str))
         return ToolResult(
             call_id=call.id, name=tool.name, content=out.text, ok=not out.is_error,
             error_type="ToolError" if out.is_error else None, images=out.images,

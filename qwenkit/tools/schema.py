@@ -70,7 +70,9 @@ def function_schema(fn: Callable[..., Any], *, model_name: str | None = None) ->
         if name not in hints:
             raise TypeError(f"tool {fn.__name__!r}: parameter {name!r} needs a type hint")
         default = ... if param.default is inspect.Parameter.empty else param.default
-        fields[name] = (hints[name], Field(default, description=param_docs.get(name) or None))
+        # Only set a description the docstring has: None would erase one from Annotated[..., Field(...)].
+        doc_text = param_docs.get(name)
+        fields[name] = (hints[name], Field(default, description=doc_text) if doc_text else default)
     args_model = create_model(  # type: ignore[call-overload]
         model_name or fn.__name__, __config__=ConfigDict(extra="forbid"), **fields
     )

@@ -98,3 +98,111 @@ async def test_truncated_last_line_is_ignored_but_corruption_elsewhere_is_an_err
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match="no run_started"):
         load_transcript(tmp_path / "empty.jsonl")
+
+
+async def test_resume_twice_after_a_cut_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    gen = Agent(ScriptedModel([call(2) + "\n" + call(3)]), tools=[square], format="nous").stream(
+        "x", transcript=path)
+    async for event in gen:
+        if isinstance(event, ToolResultEvent):
+            break
+    await gen.aclose()
+    with path.open("a") as fh:
+        fh.write('{"type": "tool_res')  # the process died mid-write
+    model = ScriptedModel([call(4)])  # runs out after one step: the resumed run ends in error
+    first = await Agent(model, tools=[square], format="nous").aresume(path)
+    assert first.status == "error"
+    second = await Agent(ScriptedModel(["done"]), tools=[square], format="nous").aresume(path)
+    assert second.status == "completed" and second.answer == "done"
+    assert sorted(CALLS) == [2, 3, 4]  # each tool call ran exactly once over the three processes
+    read_events(path)  # still a valid transcript
+
+
+async def test_slow_consumer_loses_nothing(tmp_path: Path) -> None:
+    import asyncio
+
+    from qwenkit.llm.testing import FunctionModel
+
+    path = tmp_path / "t.jsonl"
+    replies = iter([call(5), call(6)])
+
+    async def reply(_: object) -> str:
+        if (text := next(replies, None)) is not None:
+            return text
+        await asyncio.sleep(30)  # the third model call is still running when the consumer dies
+        return "never used"
+
+    agent = Agent(FunctionModel(reply), tools=[square], format="nous")
+    gen = agent.stream("x", transcript=path)
+    async for _ in gen:
+        await asyncio.sleep(0.3)  # the run goes on while the consumer is slow
+        break  # then the consumer dies
+    await gen.aclose()
+    assert CALLS == [5, 6]
+    types = [json.loads(line)["type"] for line in path.read_text().splitlines()]
+    assert types.count("tool_result") == 2  # on disk although the consumer never saw them
+    result = await Agent(ScriptedModel(["36"]), tools=[square], format="nous").aresume(path)
+    assert result.answer == "36" and CALLS == [5, 6] and result.steps == 3
+
+
+async def test_last_word_is_recorded_and_not_redone(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    model = ScriptedModel([call(2), call(3) + " It is 4."])
+    result = await Agent(model, tools=[square], format="nous", max_steps=1).arun("x", transcript=path)
+    assert result.status == "max_steps" and result.answer == "It is 4." and result.steps == 2
+    assert result.messages[-1].role == "assistant" and result.messages[-1].content == "It is 4."
+    assert CALLS == [2]  # the call inside the last word was dropped
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")  # died before run_finished
+    state = load_transcript(path)
+    assert state.finished is not None and state.finished.status == "max_steps" and state.steps_done == 2
+    again = await Agent(ScriptedModel([]), tools=[square], format="nous", max_steps=1).aresume(path)
+    assert again.answer == "It is 4." and CALLS == [2]
+
+
+async def test_several_runs_in_one_file_resume_the_last(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    await Agent(ScriptedModel([call(1), call(1), "a"]), tools=[square], format="nous").arun("1", transcript=path)
+    gen = Agent(ScriptedModel([call(7)]), tools=[square], format="nous", max_steps=2).stream("2", transcript=path)
+    async for event in gen:
+        if isinstance(event, ToolResultEvent):
+            break
+    await gen.aclose()
+    state = load_transcript(path)
+    assert state.steps_done == 1 and state.finished is None
+    result = await Agent(ScriptedModel(["b"]), tools=[square], format="nous", max_steps=2).aresume(path)
+    assert result.status == "completed" and result.answer == "b" and result.steps == 2
+    assert result.usage.completion_tokens > 0
+
+
+async def test_tools_are_stopped_before_the_conversation_is_closed() -> None:
+    import asyncio
+
+    from qwenkit.tools.base import Tool, ToolContext, ToolSpec
+
+    log: list[str] = []
+
+    class Stateful(Tool):
+        spec = ToolSpec(name="cell")
+
+        async def run(self, args: dict, ctx: ToolContext) -> str:
+            log.append("start")
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                log.append("cancelled")
+                raise
+            return "x"
+
+        async def close_conversation(self, conversation_id: str) -> None:
+            log.append("close")
+
+    gen = Agent(ScriptedModel(['<tool_call>\n{"name": "cell", "arguments": {}}\n</tool_call>']),
+                tools=[Stateful()], format="nous").stream("go")
+    async for event in gen:
+        if isinstance(event, ToolCallEvent):
+            await asyncio.sleep(0.05)
+            break
+    await gen.aclose()
+    assert log == ["start", "cancelled", "close"]

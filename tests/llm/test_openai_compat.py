@@ -116,7 +116,7 @@ async def test_request_timeout_is_enforced() -> None:
     async with StubServer([Reply(body=chat_body("late"), delay=2.0)]) as srv:
         m = OpenAICompatible("qwen", srv.base_url, timeout=0.3, max_retries=0)
         start = time.perf_counter()
-        with pytest.raises(ModelError, match="cannot reach"):
+        with pytest.raises(ModelError, match="did not answer in time"):
             await m.complete(REQ)
         assert time.perf_counter() - start < 1.5
 
@@ -139,3 +139,18 @@ async def test_stream_yields_deltas_and_assembles_tool_calls() -> None:
     assert final.tool_calls[0].name == "get_weather" and final.tool_calls[0].arguments == {"city": "Paris"}
     assert final.usage.completion_tokens == 5
     assert srv.requests[0]["stream"] is True and srv.requests[0]["stream_options"] == {"include_usage": True}
+
+
+def test_repaired_arguments_are_sent_back_as_strict_json() -> None:
+    sloppy = ToolCall(id="c1", name="f", arguments={"n": 5}, raw_arguments="{'n': 5,}")
+    exact = ToolCall(id="c2", name="f", arguments={"n": 5}, raw_arguments='{"n":5}')
+    wire = to_wire(AssistantMessage(tool_calls=(sloppy, exact)))
+    assert [c["function"]["arguments"] for c in wire["tool_calls"]] == ['{"n": 5}', '{"n":5}']
+
+
+async def test_null_usage_fields_do_not_break_a_reply() -> None:
+    body = chat_body("ok")
+    body["usage"] = {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}
+    async with StubServer([Reply(body=body)]) as srv:
+        c = await model(srv).complete(REQ)
+    assert c.text == "ok" and c.usage.total_tokens == 0

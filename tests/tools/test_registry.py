@@ -128,3 +128,52 @@ def test_duplicate_names_rejected_and_lookup_forgiving() -> None:
         reg.add(echo)
     assert reg.get(" `echo` ") is echo
     assert "math.factorial" in reg and len(reg) == 6
+
+
+async def test_a_tools_own_timeout_error_is_an_observation_not_a_crash() -> None:
+    @tool
+    async def fetch(url: str) -> str:
+        """Pretends an HTTP client inside the tool timed out."""
+        raise TimeoutError("read timed out")
+
+    r = await ToolRegistry([fetch]).call(ToolCall(name="fetch", arguments={"url": "x"}), CTX)
+    assert not r.ok and r.error_type == "TimeoutError" and "read timed out" in r.content
+    limited = ToolRegistry([fetch])
+    r = await limited.call(ToolCall(name="fetch", arguments={"url": "x"}), CTX, timeout=5)
+    assert r.error_type == "TimeoutError"  # not reported as our own 5 s limit
+
+
+async def test_per_call_timeout_overrides_the_tools_own() -> None:
+    r = await registry().call(ToolCall(name="slow", arguments={"x": 1}), CTX, timeout=0.05)
+    assert r.error_type == "Timeout" and "0.05 s" in r.content and "abandoned" in r.content
+
+
+async def test_contract_breaking_tools_still_give_observations() -> None:
+    from pydantic import field_validator
+
+    class Args(BaseModel):
+        items: list[int]
+
+        @field_validator("items")
+        @classmethod
+        def first(cls, v: list[int]) -> list[int]:
+            return [v[10]]  # IndexError escapes pydantic's wrapping
+
+    class Raw(Tool):
+        spec = ToolSpec(name="raw")
+        args_model = Args
+
+        async def run(self, args: dict, ctx: ToolContext) -> ToolOutput:
+            return {"not": "a ToolOutput"}  # type: ignore[return-value]
+
+    class Loose(Tool):
+        spec = ToolSpec(name="loose")
+
+        async def run(self, args: dict, ctx: ToolContext) -> ToolOutput:
+            return {"n": 1}  # type: ignore[return-value]
+
+    reg = ToolRegistry([Raw(), Loose()])
+    r = await reg.call(ToolCall(name="raw", arguments={"items": [1]}), CTX)
+    assert not r.ok and r.error_type == "InvalidArguments" and "IndexError" in r.content
+    r = await reg.call(ToolCall(name="loose"), CTX)
+    assert r.ok and r.content == '{"n": 1}'

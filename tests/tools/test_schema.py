@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from qwenkit.tools import ToolContext, tool
 from qwenkit.tools.schema import function_schema
@@ -87,3 +87,13 @@ def test_decorator_forms_and_dotted_name() -> None:
 
     assert plain.spec.name == "plain" and plain.spec.description == "Identity."
     assert fact.spec.name == "math.factorial" and fact.timeout == 3
+
+
+def test_annotated_field_description_survives_a_docstring_without_one() -> None:
+    def f(n: Annotated[int, Field(description="How many.", ge=0)], m: int = 2) -> int:
+        """No Args section."""
+        return n
+
+    props = function_schema(f).parameters["properties"]
+    assert props["n"] == {"type": "integer", "description": "How many.", "minimum": 0}
+    assert props["m"] == {"type": "integer", "default": 2}

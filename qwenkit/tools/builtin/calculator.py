@@ -21,6 +21,15 @@ _FUNCS: dict[str, Callable[..., Any]] = {
     "round": round, "sin": math.sin, "cos": math.cos, "tan": math.tan,
 }
 _NAMES = {"pi": math.pi, "e": math.e}
+_MAX_RESULT_BITS = 100_000  # big enough for exact answers, small enough to compute instantly
+_MAX_FACTORIAL = 5_000
+
+
+def _pow_too_big(base: Any, exponent: Any) -> bool:
+    """Whether ``base ** exponent`` would have more than `_MAX_RESULT_BITS` bits (floats overflow by themselves)."""
+    if not isinstance(base, int) or not isinstance(exponent, int) or exponent <= 0:
+        return isinstance(exponent, int | float) and abs(exponent) > _MAX_RESULT_BITS
+    return max(base.bit_length(), 1) * exponent > _MAX_RESULT_BITS
 
 
 def _eval(node: ast.AST) -> Any:
@@ -33,13 +42,16 @@ def _eval(node: ast.AST) -> Any:
             return _NAMES[name]
         case ast.BinOp(op=op) if type(op) in _BINARY:
             left, right = _eval(node.left), _eval(node.right)
-            if isinstance(op, ast.Pow) and abs(right) > 10_000:
-                raise ModelRetry("exponent too large; use a smaller one")
+            if isinstance(op, ast.Pow) and _pow_too_big(left, right):
+                raise ModelRetry("the result would be too large; use smaller numbers")
             return _BINARY[type(op)](left, right)
         case ast.UnaryOp(op=op) if type(op) in _UNARY:
             return _UNARY[type(op)](_eval(node.operand))
         case ast.Call(func=ast.Name(id=name), args=args, keywords=[]) if name in _FUNCS:
-            return _FUNCS[name](*(_eval(a) for a in args))
+            values = [_eval(a) for a in args]
+            if name == "factorial" and values and isinstance(values[0], int) and values[0] > _MAX_FACTORIAL:
+                raise ModelRetry(f"factorial argument too large (at most {_MAX_FACTORIAL})")
+            return _FUNCS[name](*values)
     raise ModelRetry(f"unsupported expression element: {ast.dump(node)[:80]}; use numbers, + - * / // % ** "
                      f"and {', '.join(sorted(_FUNCS))}")
 
@@ -60,4 +72,4 @@ def calculate(expression: str) -> str:
 
 def calculator_tool() -> FunctionTool:
     """Return a new `calculator` tool."""
-    return FunctionTool(calculate, name="calculator", human_name="Calculator")
+    return FunctionTool(calculate, name="calculator", human_name="Calculator", timeout=5.0)
