@@ -14,7 +14,7 @@ from qwenkit.sandbox import KernelSession, SessionConfig
 
 async def main(outdir: Path) -> None:
     async with KernelSession(SessionConfig(timeout=10), workdir=outdir) as session:
-        await session.execute("import pandas as pd\ndf = pd.DataFrame({'x': range(10), 'y': [v**2 for v in range(10)]})")
+        await session.execute("import pandas as pd\ndf = pd.DataFrame({'x': range(10)})\ndf['y'] = df['x'] ** 2")
         stats = await session.execute("df['y'].describe()")
         print("state kept between cells:\n", stats.result)
         plot = await session.execute(
