@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 from qwenkit.agents.config import LoopConfig
 from qwenkit.agents.conversation import tool_message, unanswered_calls
@@ -119,7 +119,7 @@ async def _drive(cfg: LoopConfig, cid: str, msgs: list[Message], step: int, usag
 async def run_loop(
     cfg: LoopConfig, conversation_id: str, messages: Sequence[Message], *, steps_done: int = 0,
     usage: Usage | None = None, sink: Emit | None = None,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Run the loop, yielding its events as they happen; the last one is `RunFinished`.
 
     Args:
