@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build and install llama-cpp-python (with its OpenAI-compatible server) for the CPU.
 #
-# PyPI has no CPU wheel, so pip compiles llama.cpp (about 10 minutes on 2 cores). A native build
+# PyPI has no CPU wheel, so pip compiles llama.cpp (about 5 minutes on 2 cores). A native build
 # (-march=native) may emit instructions (AMX, AVX-512) that some virtual CPUs advertise but do not run,
 # which kills the process with "Illegal instruction"; so native detection is off and the instruction
 # sets are named explicitly. --no-cache-dir keeps pip from reusing a wheel built with other flags.
@@ -18,12 +18,21 @@ LLAMA_VERSION="0.3.36"
 PY="${PYTHON:-python3}"
 
 works() {
-  # A subprocess, so that a crashing build (SIGILL) is reported instead of killing this script.
-  "$PY" -c '
-import llama_cpp
-llama_cpp.llama_backend_init()
-llama_cpp.llama_print_system_info()
-' >/dev/null 2>&1
+  # qwenkit's doctor check evaluates the default model (if pulled) in a child process, so a build that
+  # crashes (SIGILL) only once it computes is caught; without qwenkit, import and start the backend.
+  "$PY" - <<'PY' >/dev/null 2>&1
+import sys
+
+try:
+    from qwenkit.llm.doctor import check_llama_cpp
+except ImportError:
+    import llama_cpp
+
+    llama_cpp.llama_backend_init()
+    llama_cpp.llama_print_system_info()
+    sys.exit(0)
+sys.exit(0 if check_llama_cpp().ok else 1)
+PY
 }
 
 if [ "${QWENKIT_LLAMA_FORCE:-0}" != 1 ] && works; then
@@ -48,7 +57,7 @@ export FORCE_CMAKE=1
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 
 start=$(date +%s)
-echo "building llama-cpp-python ${LLAMA_VERSION} (CMAKE_ARGS=${CMAKE_ARGS}); this takes about 10 minutes on 2 cores" >&2
+echo "building llama-cpp-python ${LLAMA_VERSION} (CMAKE_ARGS=${CMAKE_ARGS}); this takes about 5 minutes on 2 cores" >&2
 "$PY" -m pip install --disable-pip-version-check --no-cache-dir --force-reinstall --no-deps \
   "llama-cpp-python==${LLAMA_VERSION}" >&2
 # Dependencies (numpy, jinja2, diskcache, and the server's fastapi/uvicorn/...) come from wheels.

@@ -82,3 +82,17 @@ def test_chat_keeps_history_between_turns() -> None:
     assert "Hello Ann." in p.stdout and "You are Ann." in p.stdout
     second = [m["content"] for m in srv.requests[1]["messages"]]
     assert second[-3:] == ["I am Ann.", "Hello Ann.", "Who am I?"]
+
+
+def test_exit_code_is_0_with_an_answer_even_after_max_steps_and_1_without() -> None:
+    looping = call("calculator", expression="1+1")
+    replies = [Reply(body=chat_body(looping)), Reply(body=chat_body("It is 2."))]
+    with ThreadedStub(replies) as srv:
+        p = qwenkit("run", "1+1?", "--base-url", srv.base_url, "--model", "m", "--format", "nous",
+                    "--tool", "calculator", "--max-steps", "1")
+    assert p.returncode == 0, p.stderr
+    assert "It is 2." in p.stdout and "max_steps" in p.stdout
+    with ThreadedStub([Reply(body=chat_body(looping)), Reply(body=chat_body(""))]) as srv:
+        p = qwenkit("run", "1+1?", "--base-url", srv.base_url, "--model", "m", "--format", "nous",
+                    "--tool", "calculator", "--max-steps", "1")
+    assert p.returncode == 1, p.stderr

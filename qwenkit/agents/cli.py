@@ -91,12 +91,13 @@ async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Consol
 
 
 def _exit_code(result: RunResult) -> int:
+    """0 when the run ended with an answer (after the last-word call too), 1 without one, 2 on error."""
     if result.status == "error":
         from qwenkit.cli import print_error
 
         print_error(result.error or "the run failed")
         return 2
-    return 0 if result.status == "completed" else 1
+    return 0 if result.answer.strip() else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:

