@@ -22,6 +22,16 @@ def _validation_text(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _single_string_parameter(spec: ToolSpec) -> str | None:
+    """The name of a tool's only parameter when that parameter is a required string, else ``None``."""
+    props = spec.parameters.get("properties") or {}
+    if len(props) != 1:
+        return None
+    (name, schema), = props.items()
+    required = spec.parameters.get("required") or []
+    return name if isinstance(schema, dict) and schema.get("type") == "string" and name in required else None
+
+
 class ToolRegistry:
     """The tools one agent may call. An instance, never module-level state.
 
@@ -89,6 +99,9 @@ class ToolRegistry:
         if tool is None:
             avail = ", ".join(self._tools) or "(none)"
             return fail("UnknownTool", f"Error: there is no tool named {call.name!r}. Available tools: {avail}.")
+        if call.arguments_error is not None and (only := _single_string_parameter(tool.spec)) and call.raw_arguments:
+            # A one-string tool (code_interpreter) given raw text instead of JSON: the text is the argument.
+            call = call.model_copy(update={"arguments": {only: call.raw_arguments.strip()}, "arguments_error": None})
         if call.arguments_error is not None:
             return fail(
                 "InvalidArguments",

@@ -177,3 +177,18 @@ async def test_contract_breaking_tools_still_give_observations() -> None:
     assert not r.ok and r.error_type == "InvalidArguments" and "IndexError" in r.content
     r = await reg.call(ToolCall(name="loose"), CTX)
     assert r.ok and r.content == '{"n": 1}'
+
+
+async def test_raw_text_for_a_one_string_tool_is_its_argument() -> None:
+    @tool
+    def run_code(code: str) -> str:
+        """Echo code."""
+        return f"ran: {code}"
+
+    raw = "print(2**100)"
+    r = await ToolRegistry([run_code]).call(
+        ToolCall(name="run_code", raw_arguments=raw, arguments_error="not JSON"), CTX)
+    assert r.ok and r.content == "ran: print(2**100)"
+    # a tool with other parameters still gets the JSON error
+    r = await registry().call(ToolCall(name="echo", raw_arguments="hi", arguments_error="not JSON"), CTX)
+    assert not r.ok and r.error_type == "InvalidArguments"
