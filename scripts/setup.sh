@@ -29,6 +29,9 @@ fi
 
 step "pip install -e .[dev]"
 "$PY" -m pip install -q -e '.[dev]'
+# pyenv only makes a new console script callable after a rehash; `python -m pip` does not trigger one.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+command -v qwenkit >/dev/null 2>&1 || echo "note: 'qwenkit' is not on PATH; use '$PY -m qwenkit' instead" >&2
 
 step "llama-cpp-python (compiled for this CPU family, ~10 min the first time)"
 PYTHON="$PY" bash scripts/install_llama_cpp.sh

@@ -96,3 +96,9 @@ def test_exit_code_is_0_with_an_answer_even_after_max_steps_and_1_without() -> N
         p = qwenkit("run", "1+1?", "--base-url", srv.base_url, "--model", "m", "--format", "nous",
                     "--tool", "calculator", "--max-steps", "1")
     assert p.returncode == 1, p.stderr
+
+
+def test_python_dash_m_qwenkit_runs_the_command() -> None:
+    p = subprocess.run([sys.executable, "-m", "qwenkit", "run", "hi", "--format", "xml"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and "invalid choice" in p.stderr
