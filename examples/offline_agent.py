@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qwenkit import Agent, tool
 from qwenkit.agents import FinalAnswer, RunFinished, ToolCallEvent, ToolResultEvent
-from qwenkit.llm.testing import ScriptedModel
+from qwenkit.testing import ScriptedModel
 
 
 @tool

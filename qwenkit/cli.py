@@ -13,8 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from qwenkit.errors import ConfigError
-from qwenkit.llm.base import ModelError
+from qwenkit.errors import ConfigError, ModelError
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qwenkit.llm.testing import block_remote_network
+from qwenkit.testing import block_remote_network
 
 
 @pytest.fixture(autouse=True)

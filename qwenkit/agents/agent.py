@@ -16,9 +16,9 @@ from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import get_format
 from qwenkit.llm.formats.base import PromptFormat
-from qwenkit.llm.messages import Message, SystemMessage, Usage, UserMessage
 from qwenkit.tools.base import Tool
 from qwenkit.tools.registry import ToolRegistry
+from qwenkit.types import Message, SystemMessage, Usage, UserMessage
 
 
 class Agent:

@@ -16,8 +16,8 @@ from qwenkit.agents.events import RunFinished, RunResult
 from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import FORMAT_NAMES
-from qwenkit.llm.messages import Message
 from qwenkit.tools.builtin.catalog import BUILTIN_TOOLS, make_tools
+from qwenkit.types import Message
 
 
 def add_agent_options(p: argparse.ArgumentParser) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qwenkit.llm.messages import AssistantMessage, Message, ToolCall, ToolMessage
 from qwenkit.tools.base import ToolResult
+from qwenkit.types import AssistantMessage, Message, ToolCall, ToolMessage
 
 
 def unanswered_calls(messages: Sequence[Message]) -> list[ToolCall]:

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qwenkit.llm.messages import AssistantMessage, Message, ToolCall, Usage
 from qwenkit.tools.base import ToolResult
+from qwenkit.types import AssistantMessage, Message, ToolCall, Usage
 
 RunStatus = Literal["completed", "max_steps", "error"]
 

@@ -25,9 +25,10 @@ from qwenkit.agents.events import (
     ToolResultEvent,
     ToolStep,
 )
-from qwenkit.llm.base import ChatRequest, ModelError
-from qwenkit.llm.messages import AssistantMessage, Completion, Message, ToolCall, Usage, UserMessage
+from qwenkit.errors import ModelError
+from qwenkit.llm.base import ChatRequest
 from qwenkit.tools.base import ToolContext, ToolResult
+from qwenkit.types import AssistantMessage, Completion, Message, ToolCall, Usage, UserMessage
 
 Emit = Callable[[Event], None]
 

@@ -17,7 +17,7 @@ from qwenkit.agents.events import (
     TextDelta,
     ToolResultEvent,
 )
-from qwenkit.llm.messages import AssistantMessage, Message, ToolMessage, Usage
+from qwenkit.types import AssistantMessage, Message, ToolMessage, Usage
 
 _EVENT = TypeAdapter(Event)
 

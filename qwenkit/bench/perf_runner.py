@@ -25,7 +25,7 @@ from typing import Any
 from qwenkit.bench.report import Summary, category_summary
 from qwenkit.bench.runner import BenchRecord, ResultRow, run_bench
 from qwenkit.llm.base import ChatModel, ChatRequest, Sampling
-from qwenkit.llm.messages import Completion, UserMessage
+from qwenkit.types import Completion, UserMessage
 
 MODEL = "stub"
 

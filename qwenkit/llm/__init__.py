@@ -1,7 +1,9 @@
 """Model backends, typed messages and the prompt formats."""
 
-from qwenkit.llm.base import ChatModel, ChatRequest, ModelError, Sampling, StreamChunk
-from qwenkit.llm.messages import (
+from qwenkit.errors import ModelError
+from qwenkit.llm.base import ChatModel, ChatRequest, Sampling, StreamChunk
+from qwenkit.llm.openai_compat import OpenAICompatible
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     Message,
@@ -11,7 +13,6 @@ from qwenkit.llm.messages import (
     Usage,
     UserMessage,
 )
-from qwenkit.llm.openai_compat import OpenAICompatible
 
 __all__ = [
     "AssistantMessage", "ChatModel", "ChatRequest", "Completion", "Message", "ModelError", "OpenAICompatible",

@@ -7,7 +7,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qwenkit.llm.messages import Completion, Message
+from qwenkit.types import Completion, Message
 
 
 class Sampling(BaseModel):
@@ -78,7 +78,3 @@ class ChatModel(Protocol):
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         """Yield text deltas as they arrive; the final chunk has ``completion`` set."""
         ...
-
-
-class ModelError(Exception):
-    """A backend failed in a way the caller must see (server down, unknown model, bad request)."""

@@ -32,9 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qwenkit.errors import ConfigError
-from qwenkit.llm.base import ChatRequest, ModelError, StreamChunk
-from qwenkit.llm.messages import (
+from qwenkit.errors import ConfigError, ModelError
+from qwenkit.llm.base import ChatRequest, StreamChunk
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     Message,

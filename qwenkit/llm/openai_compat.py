@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 import openai
 from openai import AsyncOpenAI
 
-from qwenkit.llm.base import ChatRequest, ModelError, StreamChunk
+from qwenkit.errors import ModelError
+from qwenkit.llm.base import ChatRequest, StreamChunk
 from qwenkit.llm.formats._json import parse_arguments
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     Message,

@@ -46,7 +46,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from qwenkit.errors import ConfigError
+from qwenkit.errors import ChecksumError, ConfigError, PullError
 
 CHUNK = 1 << 20
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
@@ -152,14 +152,6 @@ CATALOGUE: tuple[ModelEntry, ...] = (
     ),
 )
 """The models `ModelStore` knows, the default first."""
-
-
-class PullError(ConfigError):
-    """No source produced the model with the pinned size and SHA-256."""
-
-
-class ChecksumError(PullError):
-    """A source's bytes did not match the pin; the file was refused and deleted."""
 
 
 def qwenkit_home() -> Path:

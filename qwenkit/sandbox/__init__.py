@@ -8,7 +8,7 @@
 
 from typing import TYPE_CHECKING, Any
 
-from qwenkit.sandbox.errors import KernelStartError, SandboxError, SandboxUnavailable, SessionClosed
+from qwenkit.errors import KernelStartError, SandboxError, SandboxUnavailable, SessionClosed
 from qwenkit.sandbox.isolation import BubblewrapPolicy, IsolationPolicy, UnsandboxedPolicy, get_policy
 from qwenkit.sandbox.kernel import KernelFactory, SandboxKernel
 from qwenkit.sandbox.limits import ResourceLimits

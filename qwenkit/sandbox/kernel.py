@@ -28,7 +28,7 @@ from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
-from qwenkit.sandbox.errors import KernelStartError
+from qwenkit.errors import KernelStartError
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName, get_policy
 from qwenkit.sandbox.isolation.base import KernelDirs, LaunchPlan, LaunchRequest
 from qwenkit.sandbox.limits import MiB, ResourceLimits

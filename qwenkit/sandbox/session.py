@@ -19,7 +19,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qwenkit.sandbox.errors import SessionClosed
+from qwenkit.errors import SessionClosed
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
 from qwenkit.sandbox.kernel import CellEnd, KernelFactory, SandboxKernel
 from qwenkit.sandbox.limits import ResourceLimits

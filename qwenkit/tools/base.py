@@ -1,11 +1,21 @@
-"""The tool contract: what a tool declares (`ToolSpec`), receives (`ToolContext`) and returns."""
+"""The tool contract: what a tool receives (`ToolContext`) and returns (`ToolOutput`), and what the loop records
+(`ToolResult`).
+
+Glossary: `ToolOutput` is what a tool returns; `ToolResult` is the loop's record of one call (observation text,
+ok, timing); `ToolResultEvent` is the event carrying a `ToolResult`; `ToolMessage` is the observation as a
+chat message for the next prompt.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeVar
+
+from qwenkit.types import ToolSpec
 
 
 class ModelRetry(Exception):
@@ -20,48 +30,32 @@ class ModelRetry(Exception):
         self.message = message
 
 
-class ToolSpec(BaseModel):
-    """What the model is told about a tool.
-
-    Attributes:
-        name: Exact name the model must write (dots allowed).
-        description: What the tool is for.
-        parameters: JSON schema of the arguments object.
-        human_name: Display name used by Qwen's ReAct template ("the {human_name} API").
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
-    human_name: str = ""
-
-    @property
-    def display_name(self) -> str:
-        return self.human_name or self.name
-
-    def openai_schema(self) -> dict[str, Any]:
-        """Return the OpenAI ``tools`` entry for this tool."""
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
-        }
+DepsT = TypeVar("DepsT", default=Any)
+"""The type of the application's own object handed to tools (`ToolContext.deps`)."""
 
 
-class ToolContext(BaseModel):
-    """What a tool knows about the run that called it.
+@dataclass(frozen=True, slots=True)
+class ToolContext(Generic[DepsT]):
+    """What a tool knows about the run that called it. Declare ``ctx: ToolContext[MyDeps]`` to get it.
 
     Attributes:
         conversation_id: Stable id of the conversation; stateful tools (the code interpreter) key
             their per-conversation state on it.
         call_id: Id of the tool call being executed.
+        deps: The application's own object given to ``Agent(deps=...)`` or ``run(..., deps=...)``
+            (a database handle, an HTTP client, settings); ``None`` when none was given.
+        timeout: Seconds this call may take (``None``: no limit). A tool with ``handles_timeout`` applies
+            it itself (the code interpreter interrupts its cell); for others the registry enforces it.
+        step: The model call (1-based) whose reply asked for this tool call; 0 outside a run.
+        agent_name: The name of the agent running the tool.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     conversation_id: str
     call_id: str
+    deps: DepsT = None  # type: ignore[assignment]  # no deps given: None, whatever DepsT says
+    timeout: float | None = None
+    step: int = 0
+    agent_name: str = "agent"
 
 
 class ToolOutput(BaseModel):
@@ -116,12 +110,19 @@ class Tool(ABC):
     Attributes:
         spec: What the model is told.
         args_model: Pydantic model that validates the arguments, or ``None`` to pass them unchecked.
-        timeout: Seconds before the call is abandoned (``None``: no limit).
+        timeout: Seconds before the call is stopped (``None``: no limit).
+        handles_timeout: The tool applies `ToolContext.timeout` itself and stops cleanly (the code
+            interpreter interrupts its kernel); the registry then only keeps a safety deadline a little
+            later. False: the registry cancels the call at the deadline.
+        sequential: Calls of this tool share state that depends on order: when the model writes several
+            calls in one turn, they run one after another in the order written instead of concurrently.
     """
 
     spec: ToolSpec
     args_model: type[BaseModel] | None = None
     timeout: float | None = None
+    handles_timeout: bool = False
+    sequential: bool = False
 
     @property
     def name(self) -> str:

@@ -11,8 +11,9 @@ from typing import Any, overload
 
 from pydantic import BaseModel
 
-from qwenkit.tools.base import Tool, ToolContext, ToolOutput, ToolSpec
+from qwenkit.tools.base import Tool, ToolContext, ToolOutput
 from qwenkit.tools.schema import function_schema
+from qwenkit.types import ToolSpec
 
 
 def to_observation(value: Any) -> ToolOutput | str:

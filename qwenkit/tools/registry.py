@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from qwenkit.llm.messages import ToolCall
-from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput, ToolResult, ToolSpec
+from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput, ToolResult
+from qwenkit.types import ToolCall, ToolSpec
 
 
 def _validation_text(err: ValidationError) -> str:

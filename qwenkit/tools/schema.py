@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, get_type_hints
+from typing import Any, get_origin, get_type_hints
 
 import docstring_parser
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -64,7 +64,8 @@ def function_schema(fn: Callable[..., Any], *, model_name: str | None = None) ->
     for name, param in inspect.signature(fn).parameters.items():
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             raise TypeError(f"tool {fn.__name__!r}: *args/**kwargs cannot be described to a model")
-        if hints.get(name) is ToolContext:
+        hint = hints.get(name)
+        if hint is ToolContext or get_origin(hint) is ToolContext:  # ctx: ToolContext[MyDeps] too
             context_param = name
             continue
         if name not in hints:

@@ -22,9 +22,9 @@ from qwenkit.agents.events import (
 from qwenkit.agents.loop import LoopConfig, run_loop
 from qwenkit.llm.base import ChatRequest
 from qwenkit.llm.formats import get_format
-from qwenkit.llm.messages import ToolMessage, UserMessage
-from qwenkit.llm.testing import FunctionModel, ScriptedModel
+from qwenkit.testing import FunctionModel, ScriptedModel
 from qwenkit.tools import ToolRegistry
+from qwenkit.types import ToolMessage, UserMessage
 
 
 def call(name: str, **args: object) -> str:
@@ -192,7 +192,7 @@ async def test_step_error_event_on_model_failure() -> None:
 
 
 async def test_native_format_sends_tools_and_tool_choice() -> None:
-    from qwenkit.llm.messages import Completion, ToolCall
+    from qwenkit.types import Completion, ToolCall
 
     native_call = Completion(tool_calls=(ToolCall(name="math.factorial", arguments={"n": 3}),))
     model = ScriptedModel([native_call, "6"])

@@ -10,7 +10,7 @@ import pytest
 from qwenkit import Agent, tool
 from qwenkit.agents.events import ToolCallEvent, ToolResultEvent
 from qwenkit.agents.transcript import load_transcript, read_events
-from qwenkit.llm.testing import ScriptedModel
+from qwenkit.testing import ScriptedModel
 
 CALLS: list[int] = []
 
@@ -122,7 +122,7 @@ async def test_resume_twice_after_a_cut_line(tmp_path: Path) -> None:
 async def test_slow_consumer_loses_nothing(tmp_path: Path) -> None:
     import asyncio
 
-    from qwenkit.llm.testing import FunctionModel
+    from qwenkit.testing import FunctionModel
 
     path = tmp_path / "t.jsonl"
     replies = iter([call(5), call(6)])
@@ -179,7 +179,8 @@ async def test_several_runs_in_one_file_resume_the_last(tmp_path: Path) -> None:
 async def test_tools_are_stopped_before_the_conversation_is_closed() -> None:
     import asyncio
 
-    from qwenkit.tools.base import Tool, ToolContext, ToolSpec
+    from qwenkit.tools.base import Tool, ToolContext
+    from qwenkit.types import ToolSpec
 
     log: list[str] = []
 

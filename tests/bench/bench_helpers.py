@@ -10,8 +10,8 @@ from qwenkit.bench.bfcl.data import BfclItem
 from qwenkit.bench.bfcl.gold import gold_calls
 from qwenkit.bench.bfcl.task import BfclTask
 from qwenkit.llm.base import ChatRequest
-from qwenkit.llm.messages import Completion, ToolCall
-from qwenkit.llm.testing import FunctionModel
+from qwenkit.testing import FunctionModel
+from qwenkit.types import Completion, ToolCall
 
 NO_CALL_TEXT = "None of the given functions can answer this question."
 

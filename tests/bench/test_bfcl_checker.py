@@ -12,7 +12,7 @@ from qwenkit.bench.bfcl.checker import check, check_call, standardize_string
 from qwenkit.bench.bfcl.data import CATEGORIES
 from qwenkit.bench.bfcl.task import BfclTask
 from qwenkit.bench.runner import run_bench
-from qwenkit.llm.testing import FunctionModel
+from qwenkit.testing import FunctionModel
 from tests.bench.bench_helpers import scripted_bfcl_model
 
 AREA = {

@@ -10,7 +10,7 @@ from qwenkit.bench.bfcl.data import CATEGORIES
 from qwenkit.bench.bfcl.task import BfclTask
 from qwenkit.bench.report import write_report
 from qwenkit.bench.runner import run_bench
-from qwenkit.llm.testing import FunctionModel
+from qwenkit.testing import FunctionModel
 from tests.bench.bench_helpers import scripted_bfcl_model
 
 

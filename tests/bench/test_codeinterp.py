@@ -21,8 +21,9 @@ from qwenkit.bench.codeinterp.tasks import CodeTask, FigureCheck, builtin_tasks,
 from qwenkit.bench.runner import run_bench
 from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatRequest
-from qwenkit.llm.testing import FunctionModel
-from qwenkit.tools.base import Tool, ToolContext, ToolOutput, ToolSpec
+from qwenkit.testing import FunctionModel
+from qwenkit.tools.base import Tool, ToolContext, ToolOutput
+from qwenkit.types import ToolSpec
 
 
 def test_task_set_has_60_plus_tasks_in_both_languages() -> None:

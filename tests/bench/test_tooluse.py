@@ -14,7 +14,7 @@ from qwenkit.bench.tooluse.task import FALSE_POSITIVE, NO_FALSE_CALL, ROUGE, SEL
 from qwenkit.bench.tooluse.tokenizers import resolve_tokenizer, whitespace
 from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatRequest
-from qwenkit.llm.testing import FunctionModel
+from qwenkit.testing import FunctionModel
 
 GOLD = 'Thought: look it up\nAction: get_weather\nAction Input: {"unit": "c", "city": "Paris"}\nObservation: 20'
 

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qwenkit.agents.agent import Agent
-from qwenkit.errors import ConfigError
-from qwenkit.llm.base import ChatModel, ChatRequest, ModelError, Sampling
+from qwenkit.errors import ConfigError, ModelError
+from qwenkit.llm.base import ChatModel, ChatRequest, Sampling
 from qwenkit.llm.doctor import check_llama_cpp
 from qwenkit.llm.local import (
     LocalModel,
@@ -31,10 +31,10 @@ from qwenkit.llm.local import (
     render_chat,
     template_messages,
 )
-from qwenkit.llm.messages import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
-from qwenkit.llm.testing import apply_stop
+from qwenkit.testing import apply_stop
 from qwenkit.tools import tool
+from qwenkit.types import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"

@@ -6,9 +6,9 @@ import pytest
 
 from qwenkit.agents.agent import Agent
 from qwenkit.llm.base import ChatRequest, Sampling
-from qwenkit.llm.messages import AssistantMessage, ToolMessage, UserMessage
 from qwenkit.llm.openai_compat import OpenAICompatible
 from qwenkit.tools import tool
+from qwenkit.types import AssistantMessage, ToolMessage, UserMessage
 from tests.servers.conftest import Server
 
 pytestmark = pytest.mark.llama

@@ -11,10 +11,10 @@ import pytest_asyncio
 
 from qwenkit.agents import Agent
 from qwenkit.llm.formats._json import is_code_tool
-from qwenkit.llm.messages import Completion, ToolCall, ToolMessage
-from qwenkit.llm.testing import ScriptedModel
+from qwenkit.testing import ScriptedModel
 from qwenkit.tools import ToolContext, ToolRegistry
 from qwenkit.tools.builtin.code_interpreter import CodeInterpreter, extract_code
+from qwenkit.types import Completion, ToolCall, ToolMessage
 from tests.sandbox.helpers import descendant_kernel_processes, require_bubblewrap
 
 

@@ -6,9 +6,9 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from qwenkit.llm.messages import ToolCall
 from qwenkit.tools import ModelRetry, ToolContext, ToolOutput, ToolRegistry, tool
-from qwenkit.tools.base import Tool, ToolSpec
+from qwenkit.tools.base import Tool
+from qwenkit.types import ToolCall, ToolSpec
 
 CTX = ToolContext(conversation_id="c1", call_id="x")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qwenkit.tools.base import ToolSpec
+from qwenkit.types import ToolSpec
 
 TYPE_MAP = {"dict": "object", "float": "number", "tuple": "array", "any": None}
 _SCHEMA_KEYS = ("items", "additionalProperties")

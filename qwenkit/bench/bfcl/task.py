@@ -19,7 +19,7 @@ from qwenkit.bench.runner import BenchRecord, ResultRow
 from qwenkit.llm.base import ChatModel, ChatRequest, Sampling
 from qwenkit.llm.formats import get_format
 from qwenkit.llm.formats.base import ParsedReply, PromptFormat
-from qwenkit.llm.messages import Completion, Message, SystemMessage, UserMessage
+from qwenkit.types import Completion, Message, SystemMessage, UserMessage
 
 SCORER_VERSION = 1
 

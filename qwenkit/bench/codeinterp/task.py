@@ -38,9 +38,9 @@ from qwenkit.bench.runner import BenchRecord, ResultRow
 from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import get_format
-from qwenkit.llm.messages import AssistantMessage, Message, ToolCall, UserMessage
 from qwenkit.tools.base import Tool, ToolContext
 from qwenkit.tools.registry import ToolRegistry
+from qwenkit.types import AssistantMessage, Message, ToolCall, UserMessage
 
 SCORER_VERSION = 1
 PRELUDE_ID = "call_prelude"

@@ -17,7 +17,7 @@ from qwenkit.bench.bfcl.schema import to_tool_specs
 from qwenkit.bench.bfcl.task import to_messages
 from qwenkit.errors import ConfigError
 from qwenkit.llm.formats import get_format
-from qwenkit.llm.messages import Message, SystemMessage, UserMessage
+from qwenkit.types import Message, SystemMessage, UserMessage
 
 QWEN_SYSTEM = "You are a helpful assistant."
 """The system message Qwen's chat() adds when the evaluation sends the raw prompt."""

@@ -28,8 +28,7 @@ import json5
 from json_repair import repair_json
 
 from qwenkit.llm.formats.base import ParsedReply
-from qwenkit.llm.messages import ToolCall
-from qwenkit.tools.base import ToolSpec
+from qwenkit.types import ToolCall, ToolSpec
 
 CODE_FENCE_LANGS = frozenset({"", "py", "python", "python3", "py3", "ipython"})
 """Fence languages whose body is taken as the ``code`` argument."""

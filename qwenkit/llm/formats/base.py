@@ -7,8 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qwenkit.llm.messages import Completion, Message, ToolCall
-from qwenkit.tools.base import ToolSpec
+from qwenkit.types import Completion, Message, ToolCall, ToolSpec
 
 
 class RenderedPrompt(BaseModel):

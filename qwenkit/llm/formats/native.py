@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from qwenkit.llm.formats._json import mark_truncated, parse_arguments, split_think
 from qwenkit.llm.formats.base import ParsedReply, RenderedPrompt
 from qwenkit.llm.formats.nous import CALL_CLOSE, parse_tool_call_text
-from qwenkit.llm.messages import Completion, Message, ToolCall
-from qwenkit.tools.base import ToolSpec
+from qwenkit.types import Completion, Message, ToolCall, ToolSpec
 
 
 class NativeFormat:

@@ -29,16 +29,16 @@ from typing import Any
 
 from qwenkit.llm.formats._json import load_json, mark_truncated, parse_arguments, split_think
 from qwenkit.llm.formats.base import ParsedReply, RenderedPrompt
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     Message,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
-from qwenkit.tools.base import ToolSpec
 
 FN_CALL_TEMPLATE = """# Tools
 

@@ -37,16 +37,16 @@ from qwenkit.llm.formats._json import (
     split_think,
 )
 from qwenkit.llm.formats.base import ParsedReply, RenderedPrompt
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     Message,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
-from qwenkit.tools.base import ToolSpec
 
 FN_NAME = "✿FUNCTION✿"
 FN_ARGS = "✿ARGS✿"

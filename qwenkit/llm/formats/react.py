@@ -32,15 +32,15 @@ from qwenkit.llm.formats._json import (
     split_think,
 )
 from qwenkit.llm.formats.base import ParsedReply, RenderedPrompt
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     Message,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
-from qwenkit.tools.base import ToolSpec
 
 TOOL_DESC = (
     "{name_for_model}: Call this tool to interact with the {name_for_human} API. "

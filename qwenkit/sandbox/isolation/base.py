@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qwenkit.sandbox.errors import SandboxUnavailable
+from qwenkit.errors import SandboxUnavailable
 from qwenkit.sandbox.limits import ResourceLimits
 
 LAUNCHER = Path(__file__).resolve().parent.parent / "_launch.py"

@@ -19,7 +19,8 @@ from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
 from qwenkit.sandbox.limits import ResourceLimits
 from qwenkit.sandbox.pool import KernelPool
 from qwenkit.sandbox.session import KernelSession, SessionConfig
-from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput, ToolSpec
+from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput
+from qwenkit.types import ToolSpec
 
 _CODE_LANGS = frozenset({"", "py", "python", "python3", "py3", "ipython"})
 # A fence must start its line, so a ``` inside a string literal in plain code is left alone.

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from qwenkit.llm.formats import FORMAT_NAMES, RenderedPrompt, get_format
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Message,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
-from qwenkit.tools.base import ToolSpec
 
 GOLDEN = Path(__file__).parent / "golden"
 

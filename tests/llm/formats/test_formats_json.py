@@ -7,8 +7,7 @@ import pytest
 from qwenkit.llm.formats import parse_arguments
 from qwenkit.llm.formats._json import is_code_tool, load_json, mark_truncated, split_think
 from qwenkit.llm.formats.base import ParsedReply
-from qwenkit.llm.messages import ToolCall
-from qwenkit.tools.base import ToolSpec
+from qwenkit.types import ToolCall, ToolSpec
 
 
 @pytest.mark.parametrize(

@@ -25,16 +25,16 @@ from qwenkit.llm.formats import (
     ReActFormat,
     get_format,
 )
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     Message,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
-from qwenkit.tools.base import ToolSpec
 
 MANY = settings(max_examples=10_000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,8 +13,7 @@ from qwenkit.llm.formats import (
     ReActFormat,
     get_format,
 )
-from qwenkit.llm.messages import AssistantMessage, Completion, ToolCall, ToolMessage, UserMessage
-from qwenkit.tools.base import ToolSpec
+from qwenkit.types import AssistantMessage, Completion, ToolCall, ToolMessage, ToolSpec, UserMessage
 
 FMT = NativeFormat()
 

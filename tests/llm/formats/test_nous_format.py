@@ -7,15 +7,15 @@ import json
 import pytest
 
 from qwenkit.llm.formats import NousFormat, ParsedReply
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
-from qwenkit.tools.base import ToolSpec
 
 FMT = NousFormat()
 

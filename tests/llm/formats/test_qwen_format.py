@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from qwenkit.llm.formats import ParsedReply, QwenFormat
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
-from qwenkit.tools.base import ToolSpec
 
 FMT = QwenFormat()
 TOOLS = [ToolSpec(name="math.factorial", description="n!"), ToolSpec(name="get_weather", description="Weather.")]

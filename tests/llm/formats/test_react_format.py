@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from qwenkit.llm.formats import ParsedReply, ReActFormat
-from qwenkit.llm.messages import (
+from qwenkit.types import (
     AssistantMessage,
     Completion,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    ToolSpec,
     UserMessage,
 )
-from qwenkit.tools.base import ToolSpec
 
 FMT = ReActFormat()
 CODE_TOOL = ToolSpec(

@@ -16,8 +16,9 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
-from qwenkit.llm.base import ChatRequest, ModelError, StreamChunk
-from qwenkit.llm.messages import Completion, Usage
+from qwenkit.errors import ModelError
+from qwenkit.llm.base import ChatRequest, StreamChunk
+from qwenkit.types import Completion, Usage
 
 
 def apply_stop(text: str, stop: Iterable[str]) -> tuple[str, str | None]:

@@ -1,4 +1,7 @@
-"""Typed chat messages, tool calls and token usage: the one shape every part of qwenkit speaks."""
+"""Core types every part of qwenkit speaks: chat messages, tool calls, tool specs, token usage.
+
+This module imports nothing else from qwenkit, so any module may import it without a cycle.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +36,34 @@ class ToolCall(_Frozen):
     arguments: dict[str, Any] = Field(default_factory=dict)
     raw_arguments: str = ""
     arguments_error: str | None = None
+
+
+class ToolSpec(_Frozen):
+    """What the model is told about a tool.
+
+    Attributes:
+        name: Exact name the model must write (dots allowed).
+        description: What the tool is for.
+        parameters: JSON schema of the arguments object.
+        human_name: Display name used by Qwen's ReAct template ("the {human_name} API").
+    """
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    human_name: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The name shown in prose templates: ``human_name``, else ``name``."""
+        return self.human_name or self.name
+
+    def openai_schema(self) -> dict[str, Any]:
+        """Return the OpenAI ``tools`` entry for this tool."""
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
 
 class Usage(_Frozen):
