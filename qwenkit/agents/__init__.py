@@ -7,6 +7,7 @@ from qwenkit.agents.events import (
     FinalAnswer,
     RunFinished,
     RunResult,
+    RunResumed,
     RunStarted,
     StepError,
     TextDelta,
@@ -16,6 +17,6 @@ from qwenkit.agents.events import (
 from qwenkit.agents.transcript import load_transcript
 
 __all__ = [
-    "Agent", "AssistantTurn", "Event", "FinalAnswer", "RunFinished", "RunResult", "RunStarted", "StepError",
-    "TextDelta", "ToolCallEvent", "ToolResultEvent", "load_transcript",
+    "Agent", "AssistantTurn", "Event", "FinalAnswer", "RunFinished", "RunResult", "RunResumed", "RunStarted",
+    "StepError", "TextDelta", "ToolCallEvent", "ToolResultEvent", "load_transcript",
 ]

@@ -9,44 +9,91 @@ import uuid
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
+from qwenkit._cli.args import non_negative_float, positive_int, seed
+from qwenkit._cli.output import check_text, decode_input, event_json, print_error, read_stdin_text
+from qwenkit._cli.settings import add_model_options, check_server_settings
 from qwenkit.agents.agent import Agent
 from qwenkit.agents.console import EventPrinter
 from qwenkit.agents.events import RunFinished, RunResult
-from qwenkit.errors import ConfigError
+from qwenkit.errors import ConfigError, TranscriptError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import FORMAT_NAMES
 from qwenkit.tools.builtin.catalog import BUILTIN_TOOLS, make_tools
 from qwenkit.types import Message
 
+STDIN = "-"
+"""The question ``-`` means: read it from standard input."""
+MAX_CHAT_LINE_BYTES = 1024 * 1024
+"""Longest line ``chat`` reads from a pipe."""
+
 
 def add_agent_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``run`` and ``chat``."""
-    from qwenkit.cli import add_model_options
-
     add_model_options(p)
     p.add_argument("--local", metavar="NAME_OR_PATH", default=None,
                    help="use the embedded llama.cpp model (a store name or a .gguf path); the default when "
                         "no --base-url is given")
-    p.add_argument("--format", choices=FORMAT_NAMES, default="qwen", help="prompt format (default: qwen)")
+    p.add_argument("--format", choices=FORMAT_NAMES, default="qwen",
+                   help="prompt format: how tools and calls are written in the prompt (default: qwen)")
     p.add_argument("--tool", action="append", default=[], choices=sorted(BUILTIN_TOOLS), metavar="NAME",
                    help=f"enable a built-in tool (repeatable): {', '.join(sorted(BUILTIN_TOOLS))}")
     p.add_argument("--system", default=None, help="system prompt")
-    p.add_argument("--max-steps", type=int, default=8, help="most model calls per run (default: 8)")
-    p.add_argument("--temperature", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-tokens", type=int, default=1024)
+    p.add_argument("--max-steps", type=positive_int, default=8, help="most model calls per run (default: 8)")
+    p.add_argument("--temperature", type=non_negative_float, default=0.0,
+                   help="sampling temperature, 0 or more (default: 0, greedy)")
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--max-tokens", type=positive_int, default=1024, help="most tokens per reply (default: 1024)")
+
+
+def uses_server(args: argparse.Namespace) -> bool:
+    """Whether the flags pick a model server (``--base-url``) rather than the embedded model."""
+    return args.local is None and bool(args.base_url)
+
+
+def check_question(question: str, what: str = "the question") -> str:
+    """Refuse an empty question or one that is not valid text; returns it unchanged.
+
+    Raises:
+        ConfigError: The question is empty or holds bytes that are not UTF-8.
+    """
+    check_text(question, what)
+    if not question.strip():
+        raise ConfigError(f"{what} is empty")
+    return question
+
+
+def check_agent_args(args: argparse.Namespace) -> None:
+    """Validate the parsed ``run``/``chat`` flags before anything is built (argparse checked the numbers).
+
+    Raises:
+        ConfigError: A setting is unusable; the message names the flag or environment variable.
+    """
+    question = getattr(args, "question", None)
+    if question is not None and question != STDIN:
+        check_question(question)
+    if args.system is not None:
+        check_text(args.system, "--system")
+    if args.local is not None:
+        check_text(args.local, "--local")
+        if not args.local.strip():
+            raise ConfigError("--local is empty; give a model name or a .gguf path")
+    if uses_server(args):
+        check_server_settings(args)
 
 
 def make_model(args: argparse.Namespace) -> ChatModel:
     """Pick the backend from the flags: ``--local`` (embedded), else ``--base-url`` + ``--model``."""
-    if args.local is not None or not args.base_url:
+    if not uses_server(args):
         return _local_model(args.local)
-    if not args.model:
-        raise ConfigError("--model (or QWENKIT_MODEL) is required with --base-url")
+    check_server_settings(args)
     from qwenkit.llm.openai_compat import OpenAICompatible
 
-    return OpenAICompatible(args.model, args.base_url, args.api_key)
+    try:
+        return OpenAICompatible(args.model, args.base_url, args.api_key)
+    except ConfigError as err:  # the library describes the problem; say which settings it came from
+        raise ConfigError(f"model server settings (--base-url, --model, --api-key): {err}") from None
 
 
 def _local_model(name_or_path: str | None) -> ChatModel:
@@ -58,14 +105,13 @@ def _local_model(name_or_path: str | None) -> ChatModel:
 
     if name_or_path and name_or_path.endswith(".gguf"):
         if not Path(name_or_path).is_file():
-            raise ConfigError(f"no GGUF file at {name_or_path}")
+            raise ConfigError(f"--local: no GGUF file at {name_or_path}")
         return LocalModel(name_or_path)
     return LocalModel(ModelStore().path(name_or_path or DEFAULT_MODEL))
 
 
 def make_agent(args: argparse.Namespace) -> Agent:
-    if args.max_steps < 1:
-        raise ConfigError("--max-steps must be at least 1")
+    """Build the agent the flags describe (call `check_agent_args` first for flag-naming errors)."""
     sampling = Sampling(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
     return Agent(make_model(args), tools=make_tools(args.tool), format=args.format, system=args.system,
                  max_steps=args.max_steps, sampling=sampling)
@@ -76,36 +122,41 @@ async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Consol
                     transcript: str | None = None) -> RunResult:
     show = EventPrinter(console)
     result: RunResult | None = None
-    async for event in agent.stream(prompt, history=history, conversation_id=conversation_id,
-                                    transcript=transcript):
-        if as_json:
-            if event.type != "text_delta":
-                sys.stdout.write(event.model_dump_json() + "\n")
-                sys.stdout.flush()
-        else:
-            show(event)
-        if isinstance(event, RunFinished):
-            result = event.result
-    assert result is not None
+    try:
+        async for event in agent.stream(prompt, history=history, conversation_id=conversation_id,
+                                        transcript=transcript):
+            if as_json:
+                if event.type != "text_delta":
+                    sys.stdout.write(event_json(event) + "\n")
+                    sys.stdout.flush()
+            else:
+                show(event)
+            if isinstance(event, RunFinished):
+                result = event.result
+    except TranscriptError as err:
+        raise type(err)(f"--transcript {transcript}: {err}") from None
+    assert result is not None, "a run always ends with RunFinished"
     return result
 
 
 def _exit_code(result: RunResult) -> int:
-    """0 when the run ended with an answer (after the last-word call too), 1 without one, 2 on error."""
+    """0 when the run ended with an answer (after the final-answer call too), 1 without one, 2 on error."""
     if result.status == "error":
-        from qwenkit.cli import print_error
-
         print_error(result.error or "the run failed")
         return 2
     return 0 if result.answer.strip() else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``qwenkit run``: answer one question (``-``: read it from standard input)."""
+    question = args.question
+    if question == STDIN:
+        question = check_question(read_stdin_text("the question"), "the question on standard input")
     agent = make_agent(args)
 
     async def go() -> RunResult:
         try:
-            return await _run_once(agent, args.question, as_json=args.json, console=Console(),
+            return await _run_once(agent, question, as_json=args.json, console=Console(),
                                    transcript=args.transcript)
         finally:
             await agent.aclose()
@@ -113,7 +164,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _exit_code(asyncio.run(go()))
 
 
+def _read_line(line_number: int) -> str | None:
+    """The next line the user typed or piped, without its newline; ``None`` at the end of input.
+
+    Raises:
+        ConfigError: The line is not UTF-8 (or, from a pipe, longer than `MAX_CHAT_LINE_BYTES`).
+    """
+    what = f"line {line_number} of standard input"
+    if sys.stdin.isatty():  # input() gives line editing on a terminal
+        try:
+            line = input("you> ")
+        except EOFError:
+            return None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{what} is not valid UTF-8 ({err.reason})") from None
+        check_text(line, what)  # a POSIX-locale terminal decodes bad bytes to lone surrogates
+        return line
+    sys.stdout.write("you> ")
+    sys.stdout.flush()
+    data = sys.stdin.buffer.readline(MAX_CHAT_LINE_BYTES + 1)
+    if not data:
+        return None
+    if len(data) > MAX_CHAT_LINE_BYTES:
+        raise ConfigError(f"{what} is longer than {MAX_CHAT_LINE_BYTES // 1024} KiB")
+    return decode_input(data, what).rstrip("\r\n")
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
+    """``qwenkit chat``: a conversation on the terminal; tools keep their state between turns."""
     agent = make_agent(args)
     console = Console()
     console.print("[dim]qwenkit chat: /reset starts over, /exit or Ctrl-D quits[/dim]")
@@ -121,13 +199,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     async def go() -> int:
         history: list[Message] = []
         cid = uuid.uuid4().hex
+        line_number = 0
         try:
             while True:
-                try:
-                    line = await asyncio.to_thread(input, "you> ")
-                except EOFError:
-                    return 0
-                if line.strip() in ("/exit", "/quit"):
+                line_number += 1
+                line = await asyncio.to_thread(_read_line, line_number)
+                if line is None or line.strip() in ("/exit", "/quit"):
                     return 0
                 if line.strip() == "/reset":
                     await agent.close_conversation(cid)
@@ -138,7 +215,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 result = await _run_once(agent, line, as_json=False, console=console, history=history,
                                          conversation_id=cid)
                 if result.status == "error":
-                    console.print(f"[red]error:[/red] {result.error}", highlight=False)
+                    console.print(f"[red]error:[/red] {escape(result.error or 'the run failed')}", highlight=False)
                 else:
                     history = result.messages
         finally:
@@ -151,11 +228,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``run`` and ``chat`` to the ``qwenkit`` command."""
     run = sub.add_parser("run", help="answer one question with an agent, streaming its steps")
-    run.add_argument("question")
+    run.add_argument("question", help="the question; '-' reads it from standard input")
     add_agent_options(run)
     run.add_argument("--json", action="store_true", help="print events as JSON Lines instead of text")
     run.add_argument("--transcript", default=None, help="append every event to this JSON Lines file")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=cmd_run, check=check_agent_args)
     chat = sub.add_parser("chat", help="talk with an agent in the terminal (tools keep their state)")
     add_agent_options(chat)
-    chat.set_defaults(handler=cmd_chat)
+    chat.set_defaults(handler=cmd_chat, check=check_agent_args)

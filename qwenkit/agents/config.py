@@ -1,17 +1,22 @@
-"""`LoopConfig`: the immutable settings one agent loop runs with."""
+"""`LoopConfig`: the immutable settings one agent run goes with."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats.base import PromptFormat
 from qwenkit.tools.registry import ToolRegistry
 
-LAST_WORD_PROMPT = (
+FINAL_ANSWER_PROMPT = (
     "You have used all the steps you were given. Do not call any tool. Using what you found above, "
     "give your best final answer to my question now."
 )
+"""The user turn added for the extra call made after the steps ran out (`Agent.final_answer_at_max_steps`)."""
+
+PARSE_OFF_LOOP_CHARS = 64_000
+"""Replies longer than this are parsed in a worker thread, so a huge reply cannot stall other conversations."""
 
 
 @dataclass(frozen=True)
@@ -27,8 +32,10 @@ class LoopConfig:
         tool_choice: Native format only: ``auto``, ``required``, ``none`` or a tool name.
         stream_tokens: Use the model's stream and emit text deltas.
         tool_timeout: Seconds per tool call, overriding each tool's own limit.
-        last_word_prompt: When the steps run out, ask once more with this user message and no tools,
+        final_answer_prompt: When the steps run out, ask once more with this user message and no tools,
             so the run still ends with an answer (status stays ``max_steps``). Empty: don't ask.
+        deps: The application's object handed to tools as `ToolContext.deps`.
+        agent_name: The agent's name, handed to tools as `ToolContext.agent_name`.
     """
 
     model: ChatModel
@@ -39,4 +46,6 @@ class LoopConfig:
     tool_choice: str | None = None
     stream_tokens: bool = False
     tool_timeout: float | None = None
-    last_word_prompt: str = ""
+    final_answer_prompt: str = ""
+    deps: Any = None
+    agent_name: str = "agent"

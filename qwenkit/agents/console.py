@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _escape
 from rich.panel import Panel
 
+from qwenkit._untrusted import clean_text
 from qwenkit.agents.events import (
     AssistantTurn,
     Event,
@@ -17,9 +21,32 @@ from qwenkit.agents.events import (
     ToolResultEvent,
 )
 
+MAX_SHOWN_CHARS = 4000
+"""Most characters of one tool call's arguments or one tool result shown in the terminal."""
+
+
+def _arguments_text(raw: str, arguments: Any) -> str:
+    """A call's arguments as the model wrote them, else as JSON (never raising on deep nesting)."""
+    if raw:
+        return raw
+    try:
+        return json.dumps(arguments, ensure_ascii=False, default=str)
+    except (ValueError, TypeError, RecursionError):
+        return "[arguments nested too deeply to show]"
+
+
+def escape(text: str) -> str:
+    """Text from a model or a tool, ready for rich: markup escaped, lone surrogates replaced.
+
+    A lone surrogate cannot be encoded by any terminal; printing one would raise UnicodeEncodeError.
+    """
+    return _escape(clean_text(text)[0])
+
 
 class EventPrinter:
     """Prints events for a person: streamed text dimmed, tool calls and results as panels, the answer bold.
+
+    Everything shown is untrusted text: it is escaped for rich and cleaned of lone surrogates.
 
     Args:
         console: Where to print.
@@ -49,14 +76,15 @@ class EventPrinter:
                     self.console.print(f"[yellow]parse note:[/yellow] {escape(problem)}", highlight=False)
             case ToolCallEvent():
                 self._end_stream()
-                args = event.call.raw_arguments or str(event.call.arguments)
-                self.console.print(Panel(escape(args), title=f"call {escape(event.call.name)}", expand=False,
-                                         border_style="cyan"))
+                args = _arguments_text(event.call.raw_arguments, event.call.arguments)
+                self.console.print(Panel(escape(args[:MAX_SHOWN_CHARS]), title=f"call {escape(event.call.name)}",
+                                         expand=False, border_style="cyan"))
             case ToolResultEvent():
                 r = event.result
                 style = "green" if r.ok else "red"
-                title = f"{escape(r.name)} → {'ok' if r.ok else r.error_type} ({r.duration_s:.2f} s)"
-                self.console.print(Panel(escape(r.content[:4000]), title=title, expand=False, border_style=style))
+                title = f"{escape(r.name)} → {'ok' if r.ok else escape(str(r.error_type))} ({r.duration_s:.2f} s)"
+                self.console.print(Panel(escape(r.content[:MAX_SHOWN_CHARS]), title=title, expand=False,
+                                         border_style=style))
             case FinalAnswer():
                 self._end_stream()
                 streamed = "".join(self._streamed.get(event.step, []))

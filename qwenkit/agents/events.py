@@ -1,10 +1,10 @@
-"""Typed events an agent run emits, the typed outcome of each step, and the run's final result."""
+"""Typed events an agent run emits, and the run's final result (`RunResult`)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from qwenkit.tools.base import ToolResult
 from qwenkit.types import AssistantMessage, Message, ToolCall, Usage
@@ -29,6 +29,18 @@ class RunStarted(_Event):
     usage: Usage = Usage()
 
 
+class RunResumed(_Event):
+    """First event of a resumed run: it carries on from the events already in the transcript.
+
+    Unlike `RunStarted` it does not repeat the conversation, so each resume appends only what is new.
+    """
+
+    type: Literal["run_resumed"] = "run_resumed"
+    conversation_id: str
+    steps_done: int = 0
+    usage: Usage = Usage()
+
+
 class TextDelta(_Event):
     """A piece of the model's reply as it streams (raw text, markers included)."""
 
@@ -40,7 +52,8 @@ class TextDelta(_Event):
 class AssistantTurn(_Event):
     """The model's reply for one step, parsed by the prompt format.
 
-    ``last_word`` marks the extra call made when the steps ran out (tools withheld, calls dropped).
+    ``after_max_steps`` marks the extra call made when the steps ran out, asking for a final answer
+    (tools withheld, any call dropped).
     """
 
     type: Literal["assistant_turn"] = "assistant_turn"
@@ -49,7 +62,7 @@ class AssistantTurn(_Event):
     raw_text: str
     problems: list[str] = Field(default_factory=list)
     usage: Usage = Usage()
-    last_word: bool = False
+    after_max_steps: bool = Field(default=False, validation_alias=AliasChoices("after_max_steps", "last_word"))
 
 
 class ToolCallEvent(_Event):
@@ -89,12 +102,13 @@ class RunResult(BaseModel):
     """What a run returns.
 
     Attributes:
-        answer: The final answer; with status ``max_steps`` the answer to the last-word call, if made.
+        answer: The final answer; with status ``max_steps`` the answer to the extra call made after the
+            steps ran out, if made.
         status: ``completed``, ``max_steps`` (the model kept calling tools) or ``error``.
         error: What went wrong when status is ``error``.
         conversation_id: The conversation this run belonged to.
         messages: The whole conversation, including the final assistant turn.
-        steps: Number of model calls made (the last-word call included).
+        steps: Number of model calls made (the extra one after the steps ran out included).
         usage: Tokens used over all steps.
     """
 
@@ -104,7 +118,7 @@ class RunResult(BaseModel):
     status: RunStatus
     error: str | None = None
     conversation_id: str
-    messages: list[Message]
+    messages: list[Message] = Field(default_factory=list)
     steps: int
     usage: Usage = Usage()
 
@@ -117,42 +131,8 @@ class RunFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | TextDelta | AssistantTurn | ToolCallEvent | ToolResultEvent | FinalAnswer | StepError
-    | RunFinished,
+    RunStarted | RunResumed | TextDelta | AssistantTurn | ToolCallEvent | ToolResultEvent | FinalAnswer
+    | StepError | RunFinished,
     Field(discriminator="type"),
 ]
 """Any event of a run; pydantic picks the class by ``type``."""
-
-
-class ToolStep(BaseModel):
-    """Outcome of a step in which the model called tools."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["tools"] = "tools"
-    message: AssistantMessage
-    results: list[ToolResult]
-    usage: Usage = Usage()
-
-
-class FinalStep(BaseModel):
-    """Outcome of a step in which the model answered."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["final"] = "final"
-    message: AssistantMessage
-    usage: Usage = Usage()
-
-
-class ErrorStep(BaseModel):
-    """Outcome of a step the backend could not complete."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["error"] = "error"
-    error_type: str
-    message: str
-
-
-StepOutcome = ToolStep | FinalStep | ErrorStep

@@ -2,56 +2,90 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 from typing import IO
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
+from qwenkit._jsonl import iter_lines, repair_tail
 from qwenkit.agents.conversation import tool_message
 from qwenkit.agents.events import (
     AssistantTurn,
     Event,
     RunFinished,
     RunResult,
+    RunResumed,
     RunStarted,
     TextDelta,
     ToolResultEvent,
 )
+from qwenkit.errors import TranscriptError, TranscriptLocked
 from qwenkit.types import AssistantMessage, Message, ToolMessage, Usage
 
-_EVENT = TypeAdapter(Event)
+_EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def _is_event(line: str) -> bool:
+    try:
+        _EVENT.validate_json(line)
+    except (ValidationError, ValueError, RecursionError):
+        return False
+    return True
 
 
 class TranscriptWriter:
     """Appends one JSON line per event and flushes it, so a crash or Ctrl-C loses nothing written.
 
-    Text deltas are not written: the `AssistantTurn` that follows carries the whole raw reply.
+    The writer holds an exclusive lock on the file for its whole life: two processes can never run (or
+    resume) the same conversation at once. Opening it first cuts off a last line left partial or corrupt by
+    a crash, so the events appended after it stay readable. Text deltas are not written: the
+    `AssistantTurn` that follows carries the whole raw reply.
+
+    Raises:
+        TranscriptLocked: Another run holds the file.
+        TranscriptError: The file cannot be opened for writing.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _drop_partial_line(self.path)
-        self._fh: IO[str] = self.path.open("a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: IO[str] = self.path.open("a", encoding="utf-8")
+        except OSError as err:
+            raise TranscriptError(f"cannot write the transcript {self.path}: {err.strerror or err}") from err
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            self._fh.close()
+            raise TranscriptLocked(
+                f"the transcript {self.path} is in use by another run (process); wait for it to end"
+            ) from err
+        repair_tail(self.path, _is_event)  # under the lock: nobody else is appending
 
     def write(self, event: Event) -> None:
+        """Append ``event`` as one line and flush it to the OS."""
         if isinstance(event, TextDelta):
             return
-        self._fh.write(event.model_dump_json() + "\n")
+        try:
+            # The result's messages are the conversation the lines above already hold: not written again.
+            line = (event.model_dump_json(exclude={"result": {"messages"}}) if isinstance(event, RunFinished)
+                    else event.model_dump_json())
+        except (PydanticSerializationError, ValueError, RecursionError) as err:
+            raise TranscriptError(f"cannot record a {event.type} event in {self.path}: {err}") from err
+        self._fh.write(line + "\n")
         self._fh.flush()
 
     def close(self) -> None:
-        self._fh.close()
+        """Release the lock and close the file (idempotent)."""
+        if not self._fh.closed:
+            self._fh.close()  # closing the descriptor releases the flock
 
-
-def _drop_partial_line(path: Path) -> None:
-    """Cut a last line left unfinished by a crash, so appended events start on a line of their own."""
-    if not path.is_file():
-        return
-    with path.open("rb+") as fh:
-        data = fh.read()
-        if data and not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
+    def __del__(self) -> None:  # a writer dropped without close() must not keep the lock
+        fh = getattr(self, "_fh", None)
+        if fh is not None and not fh.closed:
+            fh.close()
 
 
 class TranscriptState(BaseModel):
@@ -75,22 +109,26 @@ class TranscriptState(BaseModel):
 
 
 def read_events(path: str | Path) -> list[Event]:
-    """Read a transcript's events, skipping a last line cut short by a crash.
+    """Read a transcript's events, skipping a last line cut short (or left corrupt) by a crash.
 
     Raises:
-        ValueError: A line other than the last is not a valid event.
+        TranscriptError: The file cannot be read, or a line other than the last is not a valid event.
     """
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise TranscriptError(f"cannot read the transcript {path}: {err.strerror or err}") from err
     events: list[Event] = []
-    for n, line in enumerate(lines, 1):
+    for n, line, is_last in iter_lines(data):
         if not line.strip():
             continue
         try:
             events.append(_EVENT.validate_json(line))
-        except ValidationError as err:  # pydantic reports invalid JSON as a ValidationError too
-            if n == len(lines):
+        except (ValidationError, ValueError, RecursionError) as err:
+            if is_last:
                 break  # the write was interrupted; the step it recorded will be redone
-            raise ValueError(f"{path}:{n}: not a qwenkit transcript event ({err.error_count()} errors)") from err
+            why = f"{err.error_count()} errors" if isinstance(err, ValidationError) else type(err).__name__
+            raise TranscriptError(f"{path}:{n}: not a qwenkit transcript event ({why})") from err
     return events
 
 
@@ -110,35 +148,43 @@ def _in_call_order(messages: list[Message]) -> list[Message]:
 
 
 def load_transcript(path: str | Path) -> TranscriptState:
-    """Rebuild the conversation a transcript recorded.
+    """Rebuild the conversation a transcript recorded (its last run, with every resume of it).
 
     Raises:
-        ValueError: The file holds no run (no ``run_started`` event) or a corrupt line.
+        TranscriptError: The file holds no run (no ``run_started`` event) or a corrupt line.
     """
     events = read_events(path)
     starts = [i for i, e in enumerate(events) if isinstance(e, RunStarted)]
     if not starts:
-        raise ValueError(f"{path}: no run_started event; not a qwenkit transcript")
+        raise TranscriptError(f"{path}: no run_started event; not a qwenkit transcript")
     start = events[starts[-1]]
     assert isinstance(start, RunStarted)
     messages: list[Message] = list(start.messages)
     steps, usage = start.steps_done, start.usage
     finished: RunResult | None = None
-    last_word = False
+    after_max_steps = False
+    seen_results: set[str] = set()
     for e in events[starts[-1] + 1 :]:
         if isinstance(e, AssistantTurn):
             messages.append(e.message)
-            steps, usage, last_word = steps + 1, usage + e.usage, e.last_word
-        elif isinstance(e, ToolResultEvent):
+            steps, usage, after_max_steps = steps + 1, usage + e.usage, e.after_max_steps
+            finished = None
+        elif isinstance(e, ToolResultEvent) and e.result.call_id not in seen_results:
+            seen_results.add(e.result.call_id)
             messages.append(tool_message(e.result))
+        elif isinstance(e, RunResumed):
+            finished = None
         elif isinstance(e, RunFinished) and e.result.status != "error":  # a failed backend may work now
-            finished = e.result
+            finished = e.result.model_copy(update={"messages": list(messages)})
     last = messages[-1] if messages else None
     if finished is None and isinstance(last, AssistantMessage) and not last.tool_calls and steps > start.steps_done:
         # The answer was recorded but the process died before the run_finished line.
-        finished = RunResult(answer=last.content, status="max_steps" if last_word else "completed",
+        finished = RunResult(answer=last.content, status="max_steps" if after_max_steps else "completed",
                              conversation_id=start.conversation_id, messages=messages, steps=steps, usage=usage)
     return TranscriptState(
         conversation_id=start.conversation_id, messages=_in_call_order(messages), steps_done=steps, usage=usage,
         finished=finished,
     )
+
+
+__all__ = ["TranscriptState", "TranscriptWriter", "load_transcript", "read_events"]

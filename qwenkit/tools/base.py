@@ -137,3 +137,14 @@ class Tool(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release everything the tool holds; called when the registry is closed. Default: nothing."""
+
+    def close_now(self) -> bool:
+        """Release what the tool holds right away, without an event loop (an agent dropped unclosed).
+
+        Called from a finaliser, so it must not block or await: kill processes, close files. Default:
+        nothing to release.
+
+        Returns:
+            Whether anything was still held (the caller then warns that ``aclose`` was not called).
+        """
+        return False

@@ -36,13 +36,17 @@ class FunctionTool(Tool):
         description: str | None = None,
         human_name: str | None = None,
         timeout: float | None = None,
+        sequential: bool = False,
     ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"tool {fn.__name__!r}: timeout must be a positive number of seconds, not {timeout!r}")
         schema = function_schema(fn)
+        self.sequential = sequential
         self.fn = fn
         self.args_model = schema.args_model
         self.timeout = timeout
         self._context_param = schema.context_param
-        self._is_async = inspect.iscoroutinefunction(fn)
+        self.is_async = inspect.iscoroutinefunction(fn)
         self.spec = ToolSpec(
             name=name or fn.__name__,
             description=description if description is not None else schema.description,
@@ -54,7 +58,7 @@ class FunctionTool(Tool):
         kwargs = dict(args)
         if self._context_param:
             kwargs[self._context_param] = ctx
-        if self._is_async:
+        if self.is_async:
             value = await self.fn(**kwargs)
         else:
             # Sync tools run in a worker thread so parallel calls really overlap and the loop stays live.
@@ -71,6 +75,7 @@ def tool(
     description: str | None = None,
     human_name: str | None = None,
     timeout: float | None = None,
+    sequential: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -82,6 +87,7 @@ def tool(
     description: str | None = None,
     human_name: str | None = None,
     timeout: float | None = None,
+    sequential: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a `FunctionTool` from a function, as ``@tool`` or ``@tool(name=..., timeout=...)``.
 
@@ -90,13 +96,16 @@ def tool(
         name: Tool name; defaults to the function name. Dotted names such as ``math.factorial`` work.
         description: Overrides the docstring description.
         human_name: Display name for Qwen's ReAct template.
-        timeout: Seconds before a call is abandoned and reported to the model as timed out.
+        timeout: Seconds before a call is stopped and reported to the model as timed out.
+        sequential: Calls of this tool share order-dependent state: several calls in one model turn run
+            one after another, in the order written, instead of concurrently.
 
     Returns:
         The tool, or a decorator that makes one.
     """
 
     def make(f: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(f, name=name, description=description, human_name=human_name, timeout=timeout)
+        return FunctionTool(f, name=name, description=description, human_name=human_name, timeout=timeout,
+                            sequential=sequential)
 
     return make(fn) if fn is not None else make

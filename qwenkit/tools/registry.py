@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Iterable
@@ -10,8 +11,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from qwenkit._untrusted import clean_text
+from qwenkit.errors import ConfigError, SandboxUnavailable
 from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput, ToolResult
+from qwenkit.tools.function import FunctionTool
 from qwenkit.types import ToolCall, ToolSpec
+
+SAFETY_MARGIN_S = 10.0
+"""How long after its own timeout a tool that stops itself (`Tool.handles_timeout`) is cancelled anyway."""
+
+OPERATOR_ERRORS: tuple[type[Exception], ...] = (SandboxUnavailable, ConfigError)
+"""Errors from a tool that end the run instead of reaching the model: the machine or the setup is wrong."""
 
 
 def _validation_text(err: ValidationError) -> str:
@@ -37,7 +47,8 @@ class ToolRegistry:
 
     Dispatch never raises for anything the model did: an unknown name, unparsable or invalid
     arguments, a tool exception or a timeout each come back as a `ToolResult` with ``ok=False`` and a
-    message the model can act on.
+    message the model can act on. Only operator errors (`OPERATOR_ERRORS`: the sandbox cannot run here,
+    a tool is misconfigured) propagate, because no observation can make the model fix them.
     """
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
@@ -91,7 +102,7 @@ class ToolRegistry:
 
         def fail(kind: str, text: str) -> ToolResult:
             return ToolResult(
-                call_id=call.id, name=call.name, content=text, ok=False, error_type=kind,
+                call_id=call.id, name=clean_text(call.name)[0], content=clean_text(text)[0], ok=False, error_type=kind,
                 duration_s=time.perf_counter() - start,
             )
 
@@ -115,25 +126,39 @@ class ToolRegistry:
         except Exception as exc:  # a validator that raised something pydantic does not wrap
             return fail("InvalidArguments", f"Error: invalid arguments for {tool.name}: {type(exc).__name__}: {exc}")
         limit = timeout if timeout is not None else tool.timeout
-        deadline = asyncio.timeout(limit)
+        if tool.handles_timeout:
+            # The tool stops itself cleanly at ctx.timeout (the interpreter interrupts its cell); the registry
+            # only keeps a later safety deadline in case that stop hangs.
+            ctx = dataclasses.replace(ctx, timeout=limit)
+            deadline = asyncio.timeout(None if limit is None else limit + SAFETY_MARGIN_S)
+        else:
+            ctx = dataclasses.replace(ctx, timeout=limit)
+            deadline = asyncio.timeout(limit)
         try:
             async with deadline:
                 out = await tool.run(args, ctx)
         except TimeoutError as exc:
             if not deadline.expired():  # the tool's own timeout (an HTTP call inside it, say)
                 return fail("TimeoutError", f"Error: TimeoutError: {exc}")
-            # A sync tool's thread cannot be killed: say so rather than claim it was stopped.
-            return fail("Timeout", f"Error: {tool.name} did not finish within {limit:g} s; its result was abandoned.")
+            if tool.handles_timeout:
+                return fail("Timeout", f"Error: {tool.name} did not stop within {limit:g} s, even when asked to.")
+            if isinstance(tool, FunctionTool) and not tool.is_async:
+                # A sync tool's thread cannot be killed: say so rather than claim it was stopped.
+                return fail("Timeout", f"Error: {tool.name} did not finish within {limit:g} s; its result was "
+                                       "abandoned.")
+            return fail("Timeout", f"Error: {tool.name} did not finish within {limit:g} s and was cancelled.")
         except ModelRetry as retry:
             return fail("ModelRetry", retry.message)
         except asyncio.CancelledError:
             raise
+        except OPERATOR_ERRORS:
+            raise  # the machine or the configuration is wrong: the model cannot fix that, the run ends
         except Exception as exc:  # a tool's bug is the model's observation, not the loop's crash
             return fail(type(exc).__name__, f"Error: {type(exc).__name__}: {exc}")
         if not isinstance(out, ToolOutput):  # a class tool that broke its contract still gives text
             out = ToolOutput(text=out if isinstance(out, str) else json.dumps(out, ensure_ascii=False, default=str))
         return ToolResult(
-            call_id=call.id, name=tool.name, content=out.text, ok=not out.is_error,
+            call_id=call.id, name=tool.name, content=clean_text(out.text)[0], ok=not out.is_error,
             error_type="ToolError" if out.is_error else None, images=out.images,
             duration_s=time.perf_counter() - start,
         )
@@ -145,3 +170,13 @@ class ToolRegistry:
     async def aclose(self) -> None:
         """Release everything every tool holds."""
         await asyncio.gather(*(t.aclose() for t in self._tools.values()))
+
+    def close_now(self) -> bool:
+        """Release what every tool holds without an event loop; whether anything was still held."""
+        held = False
+        for t in self._tools.values():
+            try:
+                held |= t.close_now()
+            except Exception:  # a finaliser must release the other tools' resources too
+                held = True
+        return held

@@ -99,7 +99,7 @@ async def test_bad_calls_become_observations_and_the_model_retries() -> None:
 
 async def test_max_steps_status() -> None:
     model = ScriptedModel([call("math.factorial", n=1)] * 3)
-    agent = Agent(model, tools=[factorial], format="nous", max_steps=3, answer_at_max_steps=False)
+    agent = Agent(model, tools=[factorial], format="nous", max_steps=3, final_answer_at_max_steps=False)
     result = await agent.arun("loop")
     assert result.status == "max_steps" and result.steps == 3 and result.answer == ""
     assert len(model.requests) == 3

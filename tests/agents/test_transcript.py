@@ -10,6 +10,7 @@ import pytest
 from qwenkit import Agent, tool
 from qwenkit.agents.events import ToolCallEvent, ToolResultEvent
 from qwenkit.agents.transcript import load_transcript, read_events
+from qwenkit.errors import TranscriptError
 from qwenkit.testing import ScriptedModel
 
 CALLS: list[int] = []
@@ -65,8 +66,14 @@ async def test_resume_runs_only_the_calls_without_results(tmp_path: Path) -> Non
     gen = Agent(ScriptedModel([two_calls]), tools=[square], format="nous").stream("x", transcript=path)
     async for event in gen:
         if isinstance(event, ToolCallEvent):
-            break  # died after the model's turn, before any result was recorded
+            break  # the consumer stops while the calls are running
     await gen.aclose()
+    # Stopping waits for calls already running and records them: nothing started is lost or redone.
+    assert sorted(CALLS) == [4, 5]
+    assert [json.loads(x)["type"] for x in path.read_text().splitlines()].count("tool_result") == 2
+    # A process killed (SIGKILL) before any result was written: drop the result lines to simulate it.
+    lines = [x for x in path.read_text().splitlines() if json.loads(x)["type"] != "tool_result"]
+    path.write_text("\n".join(lines) + "\n")
     CALLS.clear()
     result = await Agent(ScriptedModel(["done"]), tools=[square], format="nous").aresume(path)
     assert result.answer == "done" and sorted(CALLS) == [4, 5]
@@ -93,10 +100,10 @@ async def test_truncated_last_line_is_ignored_but_corruption_elsewhere_is_an_err
     state = load_transcript(path)
     assert state.finished is None and state.steps_done == 1
     path.write_text("garbage\n" + "\n".join(lines))
-    with pytest.raises(ValueError, match="not a qwenkit transcript event"):
+    with pytest.raises(TranscriptError, match="not a qwenkit transcript event"):
         read_events(path)
     (tmp_path / "empty.jsonl").write_text("")
-    with pytest.raises(ValueError, match="no run_started"):
+    with pytest.raises(TranscriptError, match="no run_started"):
         load_transcript(tmp_path / "empty.jsonl")
 
 
@@ -146,7 +153,7 @@ async def test_slow_consumer_loses_nothing(tmp_path: Path) -> None:
     assert result.answer == "36" and CALLS == [5, 6] and result.steps == 3
 
 
-async def test_last_word_is_recorded_and_not_redone(tmp_path: Path) -> None:
+async def test_final_answer_after_max_steps_is_recorded_and_not_redone(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     model = ScriptedModel([call(2), call(3) + " It is 4."])
     result = await Agent(model, tools=[square], format="nous", max_steps=1).arun("x", transcript=path)

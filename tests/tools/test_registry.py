@@ -145,7 +145,18 @@ async def test_a_tools_own_timeout_error_is_an_observation_not_a_crash() -> None
 
 async def test_per_call_timeout_overrides_the_tools_own() -> None:
     r = await registry().call(ToolCall(name="slow", arguments={"x": 1}), CTX, timeout=0.05)
-    assert r.error_type == "Timeout" and "0.05 s" in r.content and "abandoned" in r.content
+    assert r.error_type == "Timeout" and "0.05 s" in r.content and "cancelled" in r.content
+
+
+async def test_a_sync_tool_past_its_timeout_is_reported_abandoned() -> None:
+    @tool
+    def sleepy(x: int) -> int:
+        """Blocks its thread."""
+        time.sleep(0.5)
+        return x
+
+    r = await ToolRegistry([sleepy]).call(ToolCall(name="sleepy", arguments={"x": 1}), CTX, timeout=0.05)
+    assert r.error_type == "Timeout" and "abandoned" in r.content  # a thread cannot be stopped: say so
 
 
 async def test_contract_breaking_tools_still_give_observations() -> None:
