@@ -2,9 +2,12 @@
 
 from qwenkit.agents.agent import Agent
 from qwenkit.agents.events import (
+    ApprovalDecision,
+    ApprovalRequested,
     AssistantTurn,
     Event,
     FinalAnswer,
+    OutputRetry,
     RunFinished,
     RunResult,
     RunResumed,
@@ -14,9 +17,25 @@ from qwenkit.agents.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from qwenkit.agents.limits import UsageLimits
 from qwenkit.agents.transcript import load_transcript
 
 __all__ = [
-    "Agent", "AssistantTurn", "Event", "FinalAnswer", "RunFinished", "RunResult", "RunResumed", "RunStarted",
-    "StepError", "TextDelta", "ToolCallEvent", "ToolResultEvent", "load_transcript",
+    "Agent",
+    "ApprovalDecision",
+    "ApprovalRequested",
+    "AssistantTurn",
+    "Event",
+    "FinalAnswer",
+    "OutputRetry",
+    "RunFinished",
+    "RunResult",
+    "RunResumed",
+    "RunStarted",
+    "StepError",
+    "TextDelta",
+    "ToolCallEvent",
+    "ToolResultEvent",
+    "UsageLimits",
+    "load_transcript",
 ]

@@ -6,18 +6,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from qwenkit.tools.base import ToolResult
 from qwenkit.types import AssistantMessage, Usage
 
 
 class ToolStep(BaseModel):
-    """Outcome of a step in which the model called tools."""
+    """Outcome of a step in which the model called tools (the calls are in ``message``; not run yet)."""
 
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["tools"] = "tools"
     message: AssistantMessage
-    results: list[ToolResult]
     usage: Usage = Usage()
 
 

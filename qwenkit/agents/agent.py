@@ -9,21 +9,25 @@ import threading
 import uuid
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic
 
 from qwenkit.agents.config import FINAL_ANSWER_PROMPT, LoopConfig
-from qwenkit.agents.events import Event, RunFinished, RunResult
+from qwenkit.agents.conversation import unanswered_calls
+from qwenkit.agents.events import RESUMABLE_STATUSES, ApprovalDecision, Event, RunFinished, RunResult
+from qwenkit.agents.limits import UsageLimits
 from qwenkit.agents.loop import run_loop
+from qwenkit.agents.output import OutputSpec, OutputValidator
 from qwenkit.agents.transcript import TranscriptWriter, load_transcript
+from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import get_format
 from qwenkit.llm.formats.base import PromptFormat
 from qwenkit.tools.base import DepsT, Tool
 from qwenkit.tools.registry import ToolRegistry
-from qwenkit.types import Message, SystemMessage, Usage, UserMessage
+from qwenkit.types import Message, SystemMessage, ToolCall, Usage, UserMessage
 
 
 class Agent(Generic[DepsT]):
@@ -52,6 +56,17 @@ class Agent(Generic[DepsT]):
         deps: The application's own object handed to every tool as ``ctx.deps`` (see `ToolContext`); a run
             may override it with ``deps=``.
         name: The agent's name, shown to tools as ``ctx.agent_name`` and in warnings.
+        output_type: The type the final answer must have (a pydantic model, a dataclass, a TypedDict,
+            ``list[...]``, ``int``...); ``result.output`` then holds it. The model is shown its JSON schema, and
+            an answer that fails validation goes back to it with the errors. ``None``: plain text.
+        output_validator: Extra checks on the typed output; raise `ModelRetry` (or ``ValueError``) to send
+            the model back with a message.
+        output_retries: How often an invalid answer is sent back before the run ends ``output_invalid``.
+        limits: `UsageLimits` every run must stay within (a run may override them with ``limits=``).
+
+    Raises:
+        ConfigError: ``output_type`` is not a type pydantic can describe with a JSON schema.
+        ValueError: ``max_steps`` below 1, a nonsense ``tool_timeout`` or a negative ``output_retries``.
     """
 
     def __init__(
@@ -67,9 +82,15 @@ class Agent(Generic[DepsT]):
         final_answer_at_max_steps: bool = True,
         deps: DepsT = None,  # type: ignore[assignment]  # no deps: None, whatever DepsT says
         name: str = "agent",
+        output_type: Any = None,
+        output_validator: OutputValidator | None = None,
+        output_retries: int = 2,
+        limits: UsageLimits | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
+        if output_retries < 0:
+            raise ValueError("output_retries must be 0 or more")
         if tool_timeout is not None and not (tool_timeout > 0 and math.isfinite(tool_timeout)):
             raise ValueError(f"tool_timeout must be a positive number of seconds, not {tool_timeout!r}")
         self.model = model
@@ -83,6 +104,9 @@ class Agent(Generic[DepsT]):
         self.final_answer_at_max_steps = final_answer_at_max_steps
         self.deps = deps
         self.name = name
+        self.output = OutputSpec(output_type, output_validator) if output_type is not None else None
+        self.output_retries = output_retries
+        self.limits = limits
         # Event loops for the blocking `run`, one per calling thread, reused so that repeated runs keep their
         # tools' loop-bound state (kernels) and their thread pool instead of building both anew each time.
         self._runners: dict[int, asyncio.Runner] = {}
@@ -91,29 +115,38 @@ class Agent(Generic[DepsT]):
 
     # ----------------------------------------------------------------------------------------------- running
 
-    def _config(self, stream_tokens: bool, deps: Any) -> LoopConfig:
+    def _config(self, stream_tokens: bool, deps: Any, limits: UsageLimits | None = None,
+                decisions: Mapping[str, bool | str] | None = None) -> LoopConfig:
         return LoopConfig(
             model=self.model, fmt=self.format, tools=self.tools, sampling=self.sampling,
             max_steps=self.max_steps, tool_choice=self.tool_choice, stream_tokens=stream_tokens,
             tool_timeout=self.tool_timeout,
             final_answer_prompt=FINAL_ANSWER_PROMPT if self.final_answer_at_max_steps else "",
             deps=self.deps if deps is None else deps, agent_name=self.name,
+            limits=limits if limits is not None else self.limits, output=self.output,
+            output_retries=self.output_retries, decisions=dict(decisions or {}),
         )
 
     def _start(self, prompt: str, history: Sequence[Message] | None) -> list[Message]:
         msgs: list[Message] = list(history or [])
-        if self.system is not None and not any(isinstance(m, SystemMessage) for m in msgs):
-            msgs.insert(0, SystemMessage(content=self.system))
+        system = self.system
+        if self.output is not None:  # the schema goes where the model reads its standing instructions
+            system = f"{system}\n\n{self.output.instruction()}" if system else self.output.instruction()
+        if system is not None and not any(isinstance(m, SystemMessage) for m in msgs):
+            msgs.insert(0, SystemMessage(content=system))
         msgs.append(UserMessage(content=prompt))
         return msgs
 
     async def _events(
         self, messages: Sequence[Message], *, conversation_id: str | None, writer: TranscriptWriter | None,
-        deps: Any, steps_done: int = 0, usage: Usage | None = None, stream_tokens: bool, resumed: bool = False,
+        deps: Any, steps_done: int = 0, tool_calls_done: int = 0, usage: Usage | None = None,
+        stream_tokens: bool, resumed: bool = False, limits: UsageLimits | None = None,
+        decisions: Mapping[str, bool | str] | None = None,
     ) -> AsyncGenerator[Event, None]:
         owns_conversation = conversation_id is None
         cid = conversation_id or uuid.uuid4().hex
-        loop = run_loop(self._config(stream_tokens, deps), cid, messages, steps_done=steps_done, usage=usage,
+        loop = run_loop(self._config(stream_tokens, deps, limits, decisions), cid, messages, steps_done=steps_done,
+                        tool_calls_done=tool_calls_done, usage=usage,
                         sink=writer.write if writer is not None else None, resumed=resumed)
         try:
             async with contextlib.aclosing(loop) as events:  # stop the run before closing its tools
@@ -127,7 +160,7 @@ class Agent(Generic[DepsT]):
 
     def stream(
         self, prompt: str, *, history: Sequence[Message] | None = None, conversation_id: str | None = None,
-        transcript: str | Path | None = None, deps: DepsT | None = None,
+        transcript: str | Path | None = None, deps: DepsT | None = None, limits: UsageLimits | None = None,
     ) -> AsyncIterator[Event]:
         """Run on ``prompt`` and yield typed events as they happen, text deltas included.
 
@@ -139,6 +172,7 @@ class Agent(Generic[DepsT]):
             transcript: Append every event to this JSON Lines file as it happens (see `resume`). The file is
                 locked for the run: a second run on it raises `TranscriptLocked`.
             deps: Overrides the agent's ``deps`` for this run.
+            limits: Overrides the agent's ``limits`` for this run.
 
         Raises:
             TranscriptError: The transcript cannot be written (raised when iteration starts).
@@ -149,7 +183,7 @@ class Agent(Generic[DepsT]):
         async def events() -> AsyncIterator[Event]:
             writer = TranscriptWriter(transcript) if transcript is not None else None
             inner = self._events(messages, conversation_id=conversation_id, writer=writer, deps=deps,
-                                 stream_tokens=True)
+                                 stream_tokens=True, limits=limits)
             async with contextlib.aclosing(inner) as run:  # closing this generator stops the run at once
                 async for event in run:
                     yield event
@@ -158,56 +192,97 @@ class Agent(Generic[DepsT]):
 
     async def arun(
         self, prompt: str, *, history: Sequence[Message] | None = None, conversation_id: str | None = None,
-        transcript: str | Path | None = None, deps: DepsT | None = None,
+        transcript: str | Path | None = None, deps: DepsT | None = None, limits: UsageLimits | None = None,
     ) -> RunResult:
         """Run on ``prompt`` until the model answers; see `stream` for the arguments."""
         writer = TranscriptWriter(transcript) if transcript is not None else None
         events = self._events(self._start(prompt, history), conversation_id=conversation_id, writer=writer,
-                              deps=deps, stream_tokens=False)
+                              deps=deps, stream_tokens=False, limits=limits)
         return await _result_of(events)
 
     def run(
         self, prompt: str, *, history: Sequence[Message] | None = None, conversation_id: str | None = None,
-        transcript: str | Path | None = None, deps: DepsT | None = None,
+        transcript: str | Path | None = None, deps: DepsT | None = None, limits: UsageLimits | None = None,
     ) -> RunResult:
         """Blocking `arun`, for scripts. Must not be called from inside a running event loop."""
-        return self._runner().run(
-            self.arun(prompt, history=history, conversation_id=conversation_id, transcript=transcript, deps=deps)
-        )
+        return self._runner().run(self.arun(prompt, history=history, conversation_id=conversation_id,
+                                            transcript=transcript, deps=deps, limits=limits))
 
-    async def aresume(self, transcript: str | Path, *, deps: DepsT | None = None) -> RunResult:
-        """Continue the run a transcript recorded, redoing nothing that finished.
+    async def aresume(
+        self, transcript: str | Path | RunResult, *, approvals: Mapping[str, bool | str] | None = None,
+        limits: UsageLimits | None = None, deps: DepsT | None = None,
+    ) -> RunResult:
+        """Continue a run that stopped: from its transcript (even in a new process), or from its result.
 
-        The transcript is locked first and read under the lock, so two processes resuming the same file
-        cannot both run its pending calls: the second gets `TranscriptLocked`. A finished run returns its
-        recorded result. Otherwise tool calls that had no result are run, then the loop goes on; only new
-        events are appended to the file.
+        Redoes nothing that finished. A finished run returns its result. Otherwise calls that had no result
+        run (approved ones; denied ones reach the model as a denial), then the loop goes on. With a
+        transcript, the file is locked first and read under the lock, so two processes resuming it cannot both
+        run its pending calls (the second gets `TranscriptLocked`); the decisions and every new event are
+        appended to it, never the history again.
+
+        Args:
+            transcript: The run's JSON Lines transcript, or the `RunResult` it returned.
+            approvals: Decisions on the calls waiting for approval, by call id: ``True`` runs the call,
+                ``False`` or a reason (a string) denies it.
+            limits: New `UsageLimits` (e.g. larger ones after status ``limit``).
+            deps: Overrides the agent's ``deps``.
 
         Raises:
+            ConfigError: ``approvals`` names a call that is not waiting for a decision (the message lists
+                the pending ids).
             TranscriptLocked: Another process is running or resuming this transcript.
             TranscriptError: The file is not a qwenkit transcript, or is corrupt before its last line.
         """
+        if isinstance(transcript, RunResult):
+            return await self._resume_result(transcript, approvals or {}, limits, deps)
         writer = TranscriptWriter(transcript)
         try:
             state = load_transcript(transcript)
+            if state.finished is not None:
+                writer.close()
+                return await self._typed(state.finished)
+            decisions = {**state.decisions, **_checked(approvals or {}, unanswered_calls(state.messages))}
+            for call_id, decision in (approvals or {}).items():
+                writer.write(ApprovalDecision(call_id=call_id, approved=decision is True,
+                                              reason=decision if isinstance(decision, str) else ""))
         except BaseException:
             writer.close()
             raise
-        if state.finished is not None:
-            writer.close()
-            return state.finished
         events = self._events(
             state.messages, conversation_id=state.conversation_id, writer=writer, deps=deps,
-            steps_done=state.steps_done, usage=state.usage, stream_tokens=False, resumed=True,
+            steps_done=state.steps_done, tool_calls_done=state.tool_calls_done, usage=state.usage,
+            stream_tokens=False, resumed=True, limits=limits, decisions=decisions,
         )
         try:
             return await _result_of(events)
         finally:
             await asyncio.shield(self.tools.close_conversation(state.conversation_id))
 
-    def resume(self, transcript: str | Path, *, deps: DepsT | None = None) -> RunResult:
+    async def _resume_result(self, result: RunResult, approvals: Mapping[str, bool | str],
+                             limits: UsageLimits | None, deps: Any) -> RunResult:
+        if result.status not in RESUMABLE_STATUSES:
+            return result
+        decisions = _checked(approvals, unanswered_calls(result.messages))
+        events = self._events(
+            result.messages, conversation_id=result.conversation_id, writer=None, deps=deps,
+            steps_done=result.steps, tool_calls_done=result.tool_calls, usage=result.usage, stream_tokens=False,
+            resumed=True, limits=limits, decisions=decisions,
+        )
+        return await _result_of(events)
+
+    async def _typed(self, finished: RunResult) -> RunResult:
+        """A finished result read back from a transcript holds JSON; give it the agent's output type again."""
+        if self.output is None or finished.status != "completed":
+            return finished
+        output, _ = await self.output.parse(finished.answer)
+        return finished.model_copy(update={"output": output})
+
+    def resume(
+        self, transcript: str | Path | RunResult, *, approvals: Mapping[str, bool | str] | None = None,
+        limits: UsageLimits | None = None, deps: DepsT | None = None,
+    ) -> RunResult:
         """Blocking `aresume`, for scripts."""
-        return self._runner().run(self.aresume(transcript, deps=deps))
+        return self._runner().run(self.aresume(transcript, approvals=approvals, limits=limits, deps=deps))
 
     # --------------------------------------------------------------------------------------------- lifecycle
 
@@ -259,6 +334,18 @@ def _release_dropped(tools: ToolRegistry, runners: dict[int, asyncio.Runner], na
         warnings.warn(f"Agent {name!r} was dropped without aclose(); its tools' kernels were killed",
                       ResourceWarning, stacklevel=1)
     _close_runners(runners)
+
+
+def _checked(approvals: Mapping[str, bool | str], pending: Sequence[ToolCall]) -> dict[str, bool | str]:
+    """``approvals`` if each names a pending call; else a `ConfigError` listing the pending ids."""
+    ids = {c.id for c in pending}
+    if unknown := sorted(set(approvals) - ids):
+        listed = ", ".join(f"{c.id} ({c.name})" for c in pending) or "none"
+        raise ConfigError(f"approvals for unknown call ids {', '.join(unknown)}; the calls waiting are: {listed}")
+    for call_id, decision in approvals.items():
+        if not isinstance(decision, bool | str):
+            raise ConfigError(f"the decision for {call_id} must be True, False or a reason, not {decision!r}")
+    return dict(approvals)
 
 
 async def _result_of(events: AsyncIterator[Event]) -> RunResult:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from qwenkit.agents.limits import UsageLimits
+from qwenkit.agents.output import OutputSpec
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats.base import PromptFormat
 from qwenkit.tools.registry import ToolRegistry
@@ -36,6 +39,10 @@ class LoopConfig:
             so the run still ends with an answer (status stays ``max_steps``). Empty: don't ask.
         deps: The application's object handed to tools as `ToolContext.deps`.
         agent_name: The agent's name, handed to tools as `ToolContext.agent_name`.
+        limits: Hard caps on the run's spending (``None``: none).
+        output: How the final answer becomes a typed object (``None``: plain text).
+        output_retries: How often an answer that fails validation is sent back before ``output_invalid``.
+        decisions: A person's decisions on calls that need approval, by call id (see `Agent.resume`).
     """
 
     model: ChatModel
@@ -49,3 +56,7 @@ class LoopConfig:
     final_answer_prompt: str = ""
     deps: Any = None
     agent_name: str = "agent"
+    limits: UsageLimits | None = None
+    output: OutputSpec | None = None
+    output_retries: int = 2
+    decisions: Mapping[str, bool | str] = field(default_factory=dict)

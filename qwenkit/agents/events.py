@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from qwenkit.tools.base import ToolResult
 from qwenkit.types import AssistantMessage, Message, ToolCall, Usage
 
-RunStatus = Literal["completed", "max_steps", "error"]
+RunStatus = Literal["completed", "max_steps", "error", "awaiting_approval", "limit", "output_invalid"]
+"""How a run ended. Resumable: ``error``, ``awaiting_approval`` and ``limit``; final: the others."""
+
+RESUMABLE_STATUSES: frozenset[str] = frozenset({"error", "awaiting_approval", "limit"})
 
 
 class _Event(BaseModel):
@@ -38,6 +41,7 @@ class RunResumed(_Event):
     type: Literal["run_resumed"] = "run_resumed"
     conversation_id: str
     steps_done: int = 0
+    tool_calls_done: int = 0
     usage: Usage = Usage()
 
 
@@ -98,18 +102,50 @@ class StepError(_Event):
     message: str
 
 
+class ApprovalRequested(_Event):
+    """The run stopped: these calls need a person's approval before they may run (see `Agent.resume`)."""
+
+    type: Literal["approval_requested"] = "approval_requested"
+    step: int
+    calls: list[ToolCall]
+
+
+class ApprovalDecision(_Event):
+    """A person's decision on one call, recorded when a run is resumed with ``approvals``."""
+
+    type: Literal["approval_decision"] = "approval_decision"
+    call_id: str
+    approved: bool
+    reason: str = ""
+
+
+class OutputRetry(_Event):
+    """The final answer did not validate against the agent's ``output_type``; the model is asked again."""
+
+    type: Literal["output_retry"] = "output_retry"
+    step: int
+    errors: str
+    retries_left: int
+    message: str = ""  # the user turn sent back to the model (rebuilt into the conversation on resume)
+
+
 class RunResult(BaseModel):
     """What a run returns.
 
     Attributes:
-        answer: The final answer; with status ``max_steps`` the answer to the extra call made after the
-            steps ran out, if made.
-        status: ``completed``, ``max_steps`` (the model kept calling tools) or ``error``.
-        error: What went wrong when status is ``error``.
+        answer: The final answer's text; with status ``max_steps`` the answer to the extra call made after
+            the steps ran out, if made.
+        status: ``completed``; ``max_steps`` (the model kept calling tools); ``error`` (see ``error``);
+            ``awaiting_approval`` (see ``pending_approvals``); ``limit`` (a `UsageLimits` limit was reached,
+            named in ``error``); ``output_invalid`` (the answer never validated against ``output_type``).
+        error: What went wrong, for every status but ``completed`` and ``max_steps``.
+        output: The answer as an ``output_type`` object when the agent has one (else the answer text).
         conversation_id: The conversation this run belonged to.
         messages: The whole conversation, including the final assistant turn.
         steps: Number of model calls made (the extra one after the steps ran out included).
+        tool_calls: Number of tool calls run.
         usage: Tokens used over all steps.
+        pending_approvals: With ``awaiting_approval``: the calls waiting for a decision.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -117,10 +153,13 @@ class RunResult(BaseModel):
     answer: str
     status: RunStatus
     error: str | None = None
+    output: Any = None
     conversation_id: str
     messages: list[Message] = Field(default_factory=list)
     steps: int
+    tool_calls: int = 0
     usage: Usage = Usage()
+    pending_approvals: list[ToolCall] = Field(default_factory=list)
 
 
 class RunFinished(_Event):
@@ -132,7 +171,7 @@ class RunFinished(_Event):
 
 Event = Annotated[
     RunStarted | RunResumed | TextDelta | AssistantTurn | ToolCallEvent | ToolResultEvent | FinalAnswer
-    | StepError | RunFinished,
+    | StepError | ApprovalRequested | ApprovalDecision | OutputRetry | RunFinished,
     Field(discriminator="type"),
 ]
 """Any event of a run; pydantic picks the class by ``type``."""

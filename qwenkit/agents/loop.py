@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import Any
 
+from qwenkit import tracing
 from qwenkit.agents._sanitize import sanitize_reply
 from qwenkit.agents._steps import ErrorStep, FinalStep, StepOutcome, ToolStep
+from qwenkit.agents._tool_calls import needing_approval, run_tool_calls
 from qwenkit.agents.config import PARSE_OFF_LOOP_CHARS, LoopConfig
 from qwenkit.agents.conversation import tool_message, unanswered_calls
 from qwenkit.agents.events import (
+    ApprovalRequested,
     AssistantTurn,
     Event,
     FinalAnswer,
+    OutputRetry,
     RunFinished,
     RunResult,
     RunResumed,
@@ -21,69 +26,14 @@ from qwenkit.agents.events import (
     RunStatus,
     StepError,
     TextDelta,
-    ToolCallEvent,
-    ToolResultEvent,
 )
+from qwenkit.agents.limits import Spent, before_model_call, before_tool_calls
 from qwenkit.errors import ModelError
 from qwenkit.llm.base import ChatRequest
-from qwenkit.tools.base import ToolContext, ToolResult
 from qwenkit.tools.registry import OPERATOR_ERRORS
 from qwenkit.types import AssistantMessage, Completion, Message, ToolCall, Usage, UserMessage
 
 Emit = Callable[[Event], None]
-
-STOP_GRACE_S = 5.0
-"""When a run is stopped mid-step, how long calls already running get to finish and be recorded."""
-
-
-async def _run_tools(cfg: LoopConfig, cid: str, calls: list[ToolCall], step: int, emit: Emit) -> list[ToolResult]:
-    """Run one turn's calls and return their results in call order.
-
-    Calls run concurrently, except calls of `Tool.sequential` tools, which run one after another in the
-    order written (they share state: ``cd`` then ``mkdir``). If the run is stopped meanwhile, calls already
-    running get `STOP_GRACE_S` to finish; each started call ends up with a recorded result (its own, or
-    "interrupted"), so a resume never runs a started call a second time.
-    """
-    results: dict[str, ToolResult] = {}
-    started: list[ToolCall] = []
-
-    async def one(call: ToolCall) -> None:
-        started.append(call)
-        emit(ToolCallEvent(step=step, call=call))
-        ctx = ToolContext(conversation_id=cid, call_id=call.id, deps=cfg.deps, step=step, agent_name=cfg.agent_name)
-        result = await cfg.tools.call(call, ctx, timeout=cfg.tool_timeout)
-        results[call.id] = result
-        emit(ToolResultEvent(step=step, result=result))
-
-    async def in_order(chain: list[ToolCall]) -> None:
-        for call in chain:
-            await one(call)
-
-    chain = [c for c in calls if (t := cfg.tools.get(c.name)) is not None and t.sequential]
-    work = [one(c) for c in calls if c not in chain]
-    if chain:
-        work.append(in_order(chain))
-    tasks = [asyncio.ensure_future(w) for w in work]
-    try:
-        await asyncio.shield(asyncio.gather(*tasks))
-    except asyncio.CancelledError:
-        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S) if tasks else (set(), set())
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for call in started:
-            if call.id not in results:
-                emit(ToolResultEvent(step=step, result=ToolResult(
-                    call_id=call.id, name=call.name, ok=False, error_type="Interrupted",
-                    content=f"Error: the run was stopped while {call.name} was running; its result is unknown.",
-                )))
-        raise
-    except BaseException:
-        for task in tasks:  # an operator error in one call: don't leave the others running unowned
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    return [results[c.id] for c in calls]
 
 
 async def _complete(cfg: LoopConfig, request: ChatRequest, step: int, emit: Emit) -> Completion:
@@ -97,24 +47,32 @@ async def _complete(cfg: LoopConfig, request: ChatRequest, step: int, emit: Emit
     raise ModelError(f"{cfg.model.name}: the stream ended without a final reply")
 
 
-async def _step(
-    cfg: LoopConfig, cid: str, msgs: list[Message], step: int, emit: Emit, *, after_max_steps: bool = False
-) -> StepOutcome:
-    """One model call, and the tools it asked for. ``after_max_steps``: tools withheld, any call dropped."""
+async def _step(cfg: LoopConfig, msgs: list[Message], step: int, emit: Emit, *, after_max_steps: bool) -> StepOutcome:
+    """One model call, parsed. ``after_max_steps``: tools withheld and any call dropped."""
     if after_max_steps:
         prompt = cfg.fmt.render([*msgs, UserMessage(content=cfg.final_answer_prompt)], [])
     else:
         prompt = cfg.fmt.render(msgs, cfg.tools.specs())
+    extra: dict[str, Any] = {}
+    if cfg.output is not None and not prompt.tools and cfg.fmt.name == "native":
+        # Structured output constrains every token, so it is asked for only when no tool may be called.
+        extra["response_format"] = cfg.output.response_format()
+    sampling = cfg.sampling.model_copy(update={"extra_body": {**cfg.sampling.extra_body, **extra}}) if extra \
+        else cfg.sampling
     request = ChatRequest(
         messages=prompt.messages, stop=prompt.stop, tools=prompt.tools,
         tool_choice=(cfg.tool_choice or prompt.tool_choice) if prompt.tools else None,
-        continue_final=prompt.continue_final, sampling=cfg.sampling,
+        continue_final=prompt.continue_final, sampling=sampling,
     )
-    try:
-        completion = await _complete(cfg, request, step, emit)
-    except ModelError as err:  # the backend already retried; the run ends with a clear error
-        emit(StepError(step=step, error_type=type(err).__name__, message=str(err)))
-        return ErrorStep(error_type=type(err).__name__, message=str(err))
+    with tracing.chat_span(cfg.model.name, step, cfg.sampling.temperature, cfg.sampling.max_tokens,
+                           list(prompt.messages)) as span:
+        try:
+            completion = await _complete(cfg, request, step, emit)
+        except ModelError as err:  # the backend already retried; the run ends with a clear error
+            tracing.record_error(span, type(err).__name__, str(err))
+            emit(StepError(step=step, error_type=type(err).__name__, message=str(err)))
+            return ErrorStep(error_type=type(err).__name__, message=str(err))
+        tracing.record_completion(span, completion)
     if len(completion.text) > PARSE_OFF_LOOP_CHARS:  # a huge reply must not stall other conversations
         parsed = await asyncio.to_thread(cfg.fmt.parse_completion, completion)
     else:
@@ -126,54 +84,113 @@ async def _step(
                        usage=completion.usage, after_max_steps=after_max_steps))
     if not calls:
         return FinalStep(message=message, usage=completion.usage)
-    results = await _run_tools(cfg, cid, list(calls), step, emit)
-    return ToolStep(message=message, results=results, usage=completion.usage)
+    return ToolStep(message=message, usage=completion.usage)
 
 
-async def _drive(
-    cfg: LoopConfig, cid: str, msgs: list[Message], step: int, usage: Usage, emit: Emit, resumed: bool
-) -> None:
-    if resumed:
-        emit(RunResumed(conversation_id=cid, steps_done=step, usage=usage))
-    else:
-        emit(RunStarted(conversation_id=cid, messages=list(msgs), steps_done=step, usage=usage))
+class _Run:
+    """One run's mutable state and its way of ending; the loop itself is `drive`."""
 
-    def finish(status: RunStatus, answer: str = "", error: str | None = None) -> None:
-        emit(RunFinished(result=RunResult(
-            answer=answer, status=status, error=error, conversation_id=cid, messages=msgs, steps=step,
-            usage=usage,
+    def __init__(self, cfg: LoopConfig, cid: str, msgs: list[Message], spent: Spent, emit: Emit) -> None:
+        self.cfg, self.cid, self.msgs, self.spent, self.emit = cfg, cid, msgs, spent, emit
+
+    def finish(self, status: RunStatus, *, answer: str = "", error: str | None = None, output: Any = None,
+               pending: Sequence[ToolCall] = ()) -> None:
+        self.emit(RunFinished(result=RunResult(
+            answer=answer, status=status, error=error, output=output, conversation_id=self.cid,
+            messages=self.msgs, steps=self.spent.model_calls, tool_calls=self.spent.tool_calls,
+            usage=self.spent.usage, pending_approvals=list(pending),
         )))
 
-    try:
-        if pending := unanswered_calls(msgs):  # resumed after a crash between a turn and its results
-            msgs.extend(tool_message(r) for r in await _run_tools(cfg, cid, pending, step, emit))
-        while True:
-            after_max_steps = step >= cfg.max_steps  # out of steps: one call without tools, for an answer
-            if after_max_steps and not cfg.final_answer_prompt:
-                return finish("max_steps")
-            step += 1
-            outcome = await _step(cfg, cid, msgs, step, emit, after_max_steps=after_max_steps)
-            match outcome:
-                case ErrorStep():
-                    status: RunStatus = "max_steps" if after_max_steps else "error"
-                    return finish(status, error=f"{outcome.error_type}: {outcome.message}")
-                case FinalStep():
-                    usage += outcome.usage
-                    msgs.append(outcome.message)
-                    emit(FinalAnswer(step=step, text=outcome.message.content))
-                    return finish("max_steps" if after_max_steps else "completed", answer=outcome.message.content)
-                case ToolStep():
-                    usage += outcome.usage
-                    msgs.append(outcome.message)
-                    msgs.extend(tool_message(r) for r in outcome.results)
-    except OPERATOR_ERRORS as err:  # recorded, then raised: the operator must fix the machine or the setup
-        emit(StepError(step=step, error_type=type(err).__name__, message=str(err)))
-        raise
+    async def tools(self, calls: list[ToolCall], step: int) -> bool:
+        """Run a turn's calls unless they need approval or exceed a limit; whether the run goes on."""
+        if waiting := needing_approval(self.cfg, self.cid, calls, step, self.cfg.decisions):
+            self.emit(ApprovalRequested(step=step, calls=waiting))
+            names = ", ".join(sorted({c.name for c in waiting}))
+            self.finish("awaiting_approval", error=f"{len(waiting)} call(s) of {names} need approval", pending=waiting)
+            return False
+        if why := before_tool_calls(self.cfg.limits, self.spent, len(calls)):
+            self.finish("limit", error=why)
+            return False
+        results = await run_tool_calls(self.cfg, self.cid, calls, step, self.emit, self.cfg.decisions)
+        self.spent.tool_calls += len(results)
+        self.msgs.extend(tool_message(r) for r in results)
+        return True
+
+    async def answer(self, message: AssistantMessage, step: int, after_max_steps: bool,
+                     retries_left: int) -> int | None:
+        """Accept a final answer (typed when the agent has an output type); retries left, or None when done."""
+        status: RunStatus = "max_steps" if after_max_steps else "completed"
+        output: Any = message.content
+        if self.cfg.output is not None:
+            output, errors = await self.cfg.output.parse(message.content)
+            if errors is not None:
+                if retries_left > 0 and not after_max_steps:
+                    retry = self.cfg.output.retry_prompt(errors)
+                    self.emit(OutputRetry(step=step, errors=errors, retries_left=retries_left - 1, message=retry))
+                    self.msgs.append(UserMessage(content=retry))
+                    return retries_left - 1
+                self.emit(FinalAnswer(step=step, text=message.content))
+                self.finish("output_invalid", answer=message.content,
+                            error=f"the answer is not a valid {self.cfg.output.name}: {errors}")
+                return None
+        self.emit(FinalAnswer(step=step, text=message.content))
+        self.finish(status, answer=message.content, output=output)
+        return None
+
+    async def drive(self) -> None:
+        cfg, step = self.cfg, self.spent.model_calls
+        try:
+            pending = unanswered_calls(self.msgs)  # resumed between a turn and its results
+            if pending and not await self.tools(pending, step):
+                return
+            retries_left = cfg.output_retries
+            while True:
+                after_max_steps = step >= cfg.max_steps  # out of steps: one call without tools, for an answer
+                if after_max_steps and not cfg.final_answer_prompt:
+                    return self.finish("max_steps")
+                if why := before_model_call(cfg.limits, self.spent):
+                    return self.finish("limit", error=why)
+                step = self.spent.model_calls = step + 1
+                outcome = await _step(cfg, self.msgs, step, self.emit, after_max_steps=after_max_steps)
+                if not isinstance(outcome, ErrorStep):
+                    self.spent.usage += outcome.usage
+                match outcome:
+                    case ErrorStep():
+                        status: RunStatus = "max_steps" if after_max_steps else "error"
+                        return self.finish(status, error=f"{outcome.error_type}: {outcome.message}")
+                    case FinalStep():
+                        self.msgs.append(outcome.message)
+                        left = await self.answer(outcome.message, step, after_max_steps, retries_left)
+                        if left is None:
+                            return
+                        retries_left = left
+                    case ToolStep():
+                        self.msgs.append(outcome.message)
+                        if not await self.tools(list(outcome.message.tool_calls), step):
+                            return
+        except OPERATOR_ERRORS as err:  # recorded, then raised: the operator must fix the machine or the setup
+            self.emit(StepError(step=step, error_type=type(err).__name__, message=str(err)))
+            raise
+
+
+async def _drive(cfg: LoopConfig, cid: str, msgs: list[Message], spent: Spent, emit: Emit, resumed: bool) -> None:
+    with tracing.agent_span(cfg.agent_name, cfg.model.name, cid) as span:
+        if resumed:
+            emit(RunResumed(conversation_id=cid, steps_done=spent.model_calls, tool_calls_done=spent.tool_calls,
+                            usage=spent.usage))
+        else:
+            emit(RunStarted(conversation_id=cid, messages=list(msgs), steps_done=spent.model_calls,
+                            usage=spent.usage))
+        try:
+            await _Run(cfg, cid, msgs, spent, emit).drive()
+        except OPERATOR_ERRORS as err:
+            tracing.record_error(span, type(err).__name__, str(err))
+            raise
 
 
 async def run_loop(
     cfg: LoopConfig, conversation_id: str, messages: Sequence[Message], *, steps_done: int = 0,
-    usage: Usage | None = None, sink: Emit | None = None, resumed: bool = False,
+    tool_calls_done: int = 0, usage: Usage | None = None, sink: Emit | None = None, resumed: bool = False,
 ) -> AsyncGenerator[Event, None]:
     """Run the loop, yielding its events as they happen; the last one is `RunFinished`.
 
@@ -181,7 +198,8 @@ async def run_loop(
         cfg: The loop's configuration.
         conversation_id: Id passed to stateful tools.
         messages: The conversation so far, ending with the user's turn (or a resumed partial turn).
-        steps_done: Model calls already made (when resuming), counted against ``max_steps``.
+        steps_done: Model calls already made (when resuming), counted against ``max_steps`` and the limits.
+        tool_calls_done: Tool calls already run (when resuming), counted against the limits.
         usage: Tokens already used (when resuming).
         sink: Called with each event as it happens, before a slow consumer gets it (transcripts).
         resumed: The run continues one a transcript recorded: start with `RunResumed`, not `RunStarted`.
@@ -197,9 +215,8 @@ async def run_loop(
             sink(event)
         queue.put_nowait(event)
 
-    task = asyncio.create_task(
-        _drive(cfg, conversation_id, list(messages), steps_done, usage or Usage(), emit, resumed)
-    )
+    spent = Spent(model_calls=steps_done, tool_calls=tool_calls_done, usage=usage or Usage())
+    task = asyncio.create_task(_drive(cfg, conversation_id, list(messages), spent, emit, resumed))
     task.add_done_callback(lambda _: queue.put_nowait(None))
     try:
         while (event := await queue.get()) is not None:

@@ -12,8 +12,11 @@ from pydantic_core import PydanticSerializationError
 from qwenkit._jsonl import iter_lines, repair_tail
 from qwenkit.agents.conversation import tool_message
 from qwenkit.agents.events import (
+    RESUMABLE_STATUSES,
+    ApprovalDecision,
     AssistantTurn,
     Event,
+    OutputRetry,
     RunFinished,
     RunResult,
     RunResumed,
@@ -22,7 +25,7 @@ from qwenkit.agents.events import (
     ToolResultEvent,
 )
 from qwenkit.errors import TranscriptError, TranscriptLocked
-from qwenkit.types import AssistantMessage, Message, ToolMessage, Usage
+from qwenkit.types import AssistantMessage, Message, ToolMessage, Usage, UserMessage
 
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -95,8 +98,11 @@ class TranscriptState(BaseModel):
         conversation_id: The run's conversation id.
         messages: The conversation rebuilt from the events (tool results in call order).
         steps_done: Model calls already made.
+        tool_calls_done: Tool calls already run.
         usage: Tokens already used.
-        finished: The result, if the run had finished (a run that ended in ``error`` can be resumed).
+        decisions: Approval decisions already recorded, by call id.
+        finished: The result, if the run had finished (a run that ended in ``error``, ``awaiting_approval``
+            or ``limit`` can be resumed).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -104,7 +110,9 @@ class TranscriptState(BaseModel):
     conversation_id: str
     messages: list[Message]
     steps_done: int
+    tool_calls_done: int = 0
     usage: Usage = Usage()
+    decisions: dict[str, bool | str] = {}
     finished: RunResult | None = None
 
 
@@ -160,10 +168,11 @@ def load_transcript(path: str | Path) -> TranscriptState:
     start = events[starts[-1]]
     assert isinstance(start, RunStarted)
     messages: list[Message] = list(start.messages)
-    steps, usage = start.steps_done, start.usage
+    steps, usage, tool_calls = start.steps_done, start.usage, 0
     finished: RunResult | None = None
     after_max_steps = False
     seen_results: set[str] = set()
+    decisions: dict[str, bool | str] = {}
     for e in events[starts[-1] + 1 :]:
         if isinstance(e, AssistantTurn):
             messages.append(e.message)
@@ -172,18 +181,24 @@ def load_transcript(path: str | Path) -> TranscriptState:
         elif isinstance(e, ToolResultEvent) and e.result.call_id not in seen_results:
             seen_results.add(e.result.call_id)
             messages.append(tool_message(e.result))
+            tool_calls += 1
+        elif isinstance(e, OutputRetry):
+            messages.append(UserMessage(content=e.message))
+        elif isinstance(e, ApprovalDecision):
+            decisions[e.call_id] = e.reason if not e.approved and e.reason else e.approved
         elif isinstance(e, RunResumed):
             finished = None
-        elif isinstance(e, RunFinished) and e.result.status != "error":  # a failed backend may work now
+        elif isinstance(e, RunFinished) and e.result.status not in RESUMABLE_STATUSES:
             finished = e.result.model_copy(update={"messages": list(messages)})
     last = messages[-1] if messages else None
     if finished is None and isinstance(last, AssistantMessage) and not last.tool_calls and steps > start.steps_done:
         # The answer was recorded but the process died before the run_finished line.
         finished = RunResult(answer=last.content, status="max_steps" if after_max_steps else "completed",
-                             conversation_id=start.conversation_id, messages=messages, steps=steps, usage=usage)
+                             conversation_id=start.conversation_id, messages=messages, steps=steps,
+                             tool_calls=tool_calls, usage=usage)
     return TranscriptState(
-        conversation_id=start.conversation_id, messages=_in_call_order(messages), steps_done=steps, usage=usage,
-        finished=finished,
+        conversation_id=start.conversation_id, messages=_in_call_order(messages), steps_done=steps,
+        tool_calls_done=tool_calls, usage=usage, decisions=decisions, finished=finished,
     )
 
 

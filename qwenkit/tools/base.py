@@ -9,6 +9,7 @@ chat message for the next prompt.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic
 
@@ -56,6 +57,10 @@ class ToolContext(Generic[DepsT]):
     timeout: float | None = None
     step: int = 0
     agent_name: str = "agent"
+
+
+ApprovalRule = Callable[[dict[str, Any], ToolContext], bool]
+"""Decides per call whether a person must approve it, from the call's raw arguments and context."""
 
 
 class ToolOutput(BaseModel):
@@ -116,6 +121,9 @@ class Tool(ABC):
             later. False: the registry cancels the call at the deadline.
         sequential: Calls of this tool share state that depends on order: when the model writes several
             calls in one turn, they run one after another in the order written instead of concurrently.
+        requires_approval: A person must approve each call before it runs: ``True``, or a function of the
+            call's arguments and context deciding per call. The run stops with status
+            ``awaiting_approval``; `Agent.resume` carries on with the decisions.
     """
 
     spec: ToolSpec
@@ -123,6 +131,12 @@ class Tool(ABC):
     timeout: float | None = None
     handles_timeout: bool = False
     sequential: bool = False
+    requires_approval: bool | ApprovalRule = False
+
+    def needs_approval(self, args: dict[str, Any], ctx: ToolContext) -> bool:
+        """Whether this call must wait for a person's decision (see ``requires_approval``)."""
+        rule = self.requires_approval
+        return bool(rule(args, ctx)) if callable(rule) else bool(rule)
 
     @property
     def name(self) -> str:

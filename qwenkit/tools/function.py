@@ -11,7 +11,7 @@ from typing import Any, overload
 
 from pydantic import BaseModel
 
-from qwenkit.tools.base import Tool, ToolContext, ToolOutput
+from qwenkit.tools.base import ApprovalRule, Tool, ToolContext, ToolOutput
 from qwenkit.tools.schema import function_schema
 from qwenkit.types import ToolSpec
 
@@ -37,11 +37,13 @@ class FunctionTool(Tool):
         human_name: str | None = None,
         timeout: float | None = None,
         sequential: bool = False,
+        requires_approval: bool | ApprovalRule = False,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"tool {fn.__name__!r}: timeout must be a positive number of seconds, not {timeout!r}")
         schema = function_schema(fn)
         self.sequential = sequential
+        self.requires_approval = requires_approval
         self.fn = fn
         self.args_model = schema.args_model
         self.timeout = timeout
@@ -76,6 +78,7 @@ def tool(
     human_name: str | None = None,
     timeout: float | None = None,
     sequential: bool = False,
+    requires_approval: bool | ApprovalRule = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -88,6 +91,7 @@ def tool(
     human_name: str | None = None,
     timeout: float | None = None,
     sequential: bool = False,
+    requires_approval: bool | ApprovalRule = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Make a `FunctionTool` from a function, as ``@tool`` or ``@tool(name=..., timeout=...)``.
 
@@ -99,6 +103,8 @@ def tool(
         timeout: Seconds before a call is stopped and reported to the model as timed out.
         sequential: Calls of this tool share order-dependent state: several calls in one model turn run
             one after another, in the order written, instead of concurrently.
+        requires_approval: A person must approve each call before it runs (``True``, or a function of the
+            arguments and the context deciding per call); see `Agent.resume`.
 
     Returns:
         The tool, or a decorator that makes one.
@@ -106,6 +112,6 @@ def tool(
 
     def make(f: Callable[..., Any]) -> FunctionTool:
         return FunctionTool(f, name=name, description=description, human_name=human_name, timeout=timeout,
-                            sequential=sequential)
+                            sequential=sequential, requires_approval=requires_approval)
 
     return make(fn) if fn is not None else make

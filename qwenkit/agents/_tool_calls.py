@@ -1,0 +1,104 @@
+"""Running one turn's tool calls: order, concurrency, approval decisions, tracing, and stopping cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from qwenkit import tracing
+from qwenkit.agents.config import LoopConfig
+from qwenkit.agents.events import Event, ToolCallEvent, ToolResultEvent
+from qwenkit.tools.base import ToolContext, ToolResult
+from qwenkit.types import ToolCall
+
+Emit = Callable[[Event], None]
+Decision = bool | str
+"""A person's decision on a call: ``True`` (run it), ``False`` or a reason (don't; the model is told)."""
+
+STOP_GRACE_S = 5.0
+"""When a run is stopped mid-step, how long calls already running get to finish and be recorded."""
+
+
+def context_for(cfg: LoopConfig, cid: str, call: ToolCall, step: int) -> ToolContext:
+    """The context a tool gets for ``call``."""
+    return ToolContext(conversation_id=cid, call_id=call.id, deps=cfg.deps, step=step, agent_name=cfg.agent_name)
+
+
+def needing_approval(cfg: LoopConfig, cid: str, calls: list[ToolCall], step: int,
+                     decisions: Mapping[str, Decision]) -> list[ToolCall]:
+    """The calls that must wait for a person: their tool requires approval and no decision was given."""
+    pending = []
+    for call in calls:
+        tool = cfg.tools.get(call.name)
+        if tool is None or call.id in decisions:
+            continue
+        try:
+            needs = tool.needs_approval(dict(call.arguments), context_for(cfg, cid, call, step))
+        except Exception:  # a rule that fails on odd arguments errs on the safe side
+            needs = True
+        if needs:
+            pending.append(call)
+    return pending
+
+
+def _denied(call: ToolCall, decision: Decision) -> ToolResult:
+    reason = f" Reason: {decision}" if isinstance(decision, str) and decision else ""
+    return ToolResult(call_id=call.id, name=call.name, ok=False, error_type="Denied",
+                      content=f"Error: the user denied this call to {call.name}; it was not run.{reason}")
+
+
+async def run_tool_calls(cfg: LoopConfig, cid: str, calls: list[ToolCall], step: int, emit: Emit,
+                         decisions: Mapping[str, Decision]) -> list[ToolResult]:
+    """Run one turn's calls and return their results in call order.
+
+    Calls run concurrently, except calls of `Tool.sequential` tools, which run one after another in the
+    order written (they share state: ``cd`` then ``mkdir``). A call denied in ``decisions`` is not run; the
+    model reads the denial. If the run is stopped meanwhile, calls already running get `STOP_GRACE_S` to
+    finish; each started call ends up with a recorded result (its own, or "interrupted"), so a resume never
+    runs a started call a second time.
+    """
+    results: dict[str, ToolResult] = {}
+    started: list[ToolCall] = []
+
+    async def one(call: ToolCall) -> None:
+        started.append(call)
+        emit(ToolCallEvent(step=step, call=call))
+        with tracing.tool_span(call) as span:
+            decision = decisions.get(call.id, True)
+            if decision is True:
+                result = await cfg.tools.call(call, context_for(cfg, cid, call, step), timeout=cfg.tool_timeout)
+            else:
+                result = _denied(call, decision)
+            tracing.record_tool_result(span, result.ok, result.error_type, result.content)
+        results[call.id] = result
+        emit(ToolResultEvent(step=step, result=result))
+
+    async def in_order(chain: list[ToolCall]) -> None:
+        for call in chain:
+            await one(call)
+
+    chain_ids = {c.id for c in calls if (t := cfg.tools.get(c.name)) is not None and t.sequential}
+    work = [one(c) for c in calls if c.id not in chain_ids]
+    if chain_ids:
+        work.append(in_order([c for c in calls if c.id in chain_ids]))
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        await asyncio.shield(asyncio.gather(*tasks))
+    except asyncio.CancelledError:
+        _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S) if tasks else (set(), set())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for call in started:
+            if call.id not in results:
+                emit(ToolResultEvent(step=step, result=ToolResult(
+                    call_id=call.id, name=call.name, ok=False, error_type="Interrupted",
+                    content=f"Error: the run was stopped while {call.name} was running; its result is unknown.",
+                )))
+        raise
+    except BaseException:
+        for task in tasks:  # an operator error in one call: don't leave the others running unowned
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return [results[c.id] for c in calls]
