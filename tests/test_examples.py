@@ -33,3 +33,11 @@ def test_sandbox_session_example(tmp_path: Path) -> None:
     assert "reading /etc/shadow: FileNotFoundError" in out or "reading /etc/shadow: PermissionError" in out
     assert "network: OSError" in out and "timed out = True | state kept = True" in out
     assert (tmp_path / "fig-1.png").stat().st_size > 1000
+
+
+@pytest.mark.sandbox
+def test_planner_delegates_code_work_to_a_code_interpreter_agent() -> None:
+    out = run("planner_delegates.py")
+    assert "coder ran code_interpreter: 1229" in out
+    assert "planner got: There are 1229 primes below 10000." in out
+    assert "answer: The coder counted 1229 primes below 10,000." in out

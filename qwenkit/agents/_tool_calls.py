@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 from qwenkit import tracing
 from qwenkit.agents.config import LoopConfig
-from qwenkit.agents.events import Event, ToolCallEvent, ToolResultEvent
+from qwenkit.agents.events import Event, NestedEvent, ToolCallEvent, ToolResultEvent
 from qwenkit.tools.base import ToolContext, ToolResult
 from qwenkit.types import ToolCall
 
@@ -19,9 +19,14 @@ STOP_GRACE_S = 5.0
 """When a run is stopped mid-step, how long calls already running get to finish and be recorded."""
 
 
-def context_for(cfg: LoopConfig, cid: str, call: ToolCall, step: int) -> ToolContext:
-    """The context a tool gets for ``call``."""
-    return ToolContext(conversation_id=cid, call_id=call.id, deps=cfg.deps, step=step, agent_name=cfg.agent_name)
+def context_for(cfg: LoopConfig, cid: str, call: ToolCall, step: int, emit: Emit | None = None) -> ToolContext:
+    """The context a tool gets for ``call``; with ``emit``, events the tool passes on are nested under the call."""
+    def nest(event: Event) -> None:
+        if emit is not None:
+            emit(NestedEvent(step=step, call_id=call.id, tool_name=call.name, event=event))
+
+    return ToolContext(conversation_id=cid, call_id=call.id, deps=cfg.deps, step=step, agent_name=cfg.agent_name,
+                       emit=nest if emit is not None else None)
 
 
 def needing_approval(cfg: LoopConfig, cid: str, calls: list[ToolCall], step: int,
@@ -66,7 +71,8 @@ async def run_tool_calls(cfg: LoopConfig, cid: str, calls: list[ToolCall], step:
         with tracing.tool_span(call) as span:
             decision = decisions.get(call.id, True)
             if decision is True:
-                result = await cfg.tools.call(call, context_for(cfg, cid, call, step), timeout=cfg.tool_timeout)
+                ctx = context_for(cfg, cid, call, step, emit)
+                result = await cfg.tools.call(call, ctx, timeout=cfg.tool_timeout)
             else:
                 result = _denied(call, decision)
             tracing.record_tool_result(span, result.ok, result.error_type, result.content)

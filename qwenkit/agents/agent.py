@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic
 
+from qwenkit.agents.as_tool import AgentTool
 from qwenkit.agents.config import FINAL_ANSWER_PROMPT, LoopConfig
 from qwenkit.agents.conversation import unanswered_calls
 from qwenkit.agents.events import RESUMABLE_STATUSES, ApprovalDecision, Event, RunFinished, RunResult
@@ -283,6 +284,15 @@ class Agent(Generic[DepsT]):
     ) -> RunResult:
         """Blocking `aresume`, for scripts."""
         return self._runner().run(self.aresume(transcript, approvals=approvals, limits=limits, deps=deps))
+
+    def as_tool(self, name: str, description: str) -> AgentTool:
+        """This agent as a tool another agent can call: the inner answer is the observation.
+
+        Args:
+            name: The tool name the calling model writes.
+            description: What this agent is good for, for the calling model.
+        """
+        return AgentTool(self, name, description)
 
     # --------------------------------------------------------------------------------------------- lifecycle
 

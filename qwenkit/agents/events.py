@@ -162,6 +162,20 @@ class RunResult(BaseModel):
     pending_approvals: list[ToolCall] = Field(default_factory=list)
 
 
+class NestedEvent(_Event):
+    """An event of a run started by a tool (an agent used as a tool), nested under the call that started it.
+
+    ``event`` is the inner run's own event; its ``conversation_id`` (in its `RunStarted`) is the inner
+    conversation's.
+    """
+
+    type: Literal["nested"] = "nested"
+    step: int
+    call_id: str
+    tool_name: str
+    event: Event
+
+
 class RunFinished(_Event):
     """Last event: the run's result."""
 
@@ -171,7 +185,9 @@ class RunFinished(_Event):
 
 Event = Annotated[
     RunStarted | RunResumed | TextDelta | AssistantTurn | ToolCallEvent | ToolResultEvent | FinalAnswer
-    | StepError | ApprovalRequested | ApprovalDecision | OutputRetry | RunFinished,
+    | StepError | ApprovalRequested | ApprovalDecision | OutputRetry | NestedEvent | RunFinished,
     Field(discriminator="type"),
 ]
 """Any event of a run; pydantic picks the class by ``type``."""
+
+NestedEvent.model_rebuild()

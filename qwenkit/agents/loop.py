@@ -113,6 +113,8 @@ class _Run:
             return False
         results = await run_tool_calls(self.cfg, self.cid, calls, step, self.emit, self.cfg.decisions)
         self.spent.tool_calls += len(results)
+        for r in results:  # an agent used as a tool spent tokens too
+            self.spent.usage += r.usage
         self.msgs.extend(tool_message(r) for r in results)
         return True
 

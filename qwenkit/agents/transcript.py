@@ -16,6 +16,7 @@ from qwenkit.agents.events import (
     ApprovalDecision,
     AssistantTurn,
     Event,
+    NestedEvent,
     OutputRetry,
     RunFinished,
     RunResult,
@@ -69,7 +70,7 @@ class TranscriptWriter:
 
     def write(self, event: Event) -> None:
         """Append ``event`` as one line and flush it to the OS."""
-        if isinstance(event, TextDelta):
+        if isinstance(event, TextDelta) or (isinstance(event, NestedEvent) and isinstance(event.event, TextDelta)):
             return
         try:
             # The result's messages are the conversation the lines above already hold: not written again.
@@ -182,6 +183,7 @@ def load_transcript(path: str | Path) -> TranscriptState:
             seen_results.add(e.result.call_id)
             messages.append(tool_message(e.result))
             tool_calls += 1
+            usage += e.result.usage
         elif isinstance(e, OutputRetry):
             messages.append(UserMessage(content=e.message))
         elif isinstance(e, ApprovalDecision):

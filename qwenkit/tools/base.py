@@ -16,7 +16,7 @@ from typing import Any, Generic
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeVar
 
-from qwenkit.types import ToolSpec
+from qwenkit.types import ToolSpec, Usage
 
 
 class ModelRetry(Exception):
@@ -49,6 +49,8 @@ class ToolContext(Generic[DepsT]):
             it itself (the code interpreter interrupts its cell); for others the registry enforces it.
         step: The model call (1-based) whose reply asked for this tool call; 0 outside a run.
         agent_name: The name of the agent running the tool.
+        emit: Puts an event of a run the tool starts itself (an agent used as a tool) into the calling
+            run's stream, nested under this call; ``None`` outside a run.
     """
 
     conversation_id: str
@@ -57,6 +59,7 @@ class ToolContext(Generic[DepsT]):
     timeout: float | None = None
     step: int = 0
     agent_name: str = "agent"
+    emit: Callable[[Any], None] | None = None
 
 
 ApprovalRule = Callable[[dict[str, Any], ToolContext], bool]
@@ -71,6 +74,7 @@ class ToolOutput(BaseModel):
         images: Paths of image files the tool produced.
         data: Structured payload for the caller (not shown to the model).
         is_error: Whether the tool considers this output a failure (shown to the model as such).
+        usage: Model tokens the tool itself spent (an agent used as a tool); added to the run's usage.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -79,6 +83,7 @@ class ToolOutput(BaseModel):
     images: list[str] = Field(default_factory=list)
     data: Any = None
     is_error: bool = False
+    usage: Usage = Usage()
 
 
 class ToolResult(BaseModel):
@@ -104,6 +109,7 @@ class ToolResult(BaseModel):
     error_type: str | None = None
     images: list[str] = Field(default_factory=list)
     duration_s: float = 0.0
+    usage: Usage = Usage()
 
 
 class Tool(ABC):

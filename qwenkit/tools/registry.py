@@ -160,7 +160,7 @@ class ToolRegistry:
         return ToolResult(
             call_id=call.id, name=tool.name, content=clean_text(out.text)[0], ok=not out.is_error,
             error_type="ToolError" if out.is_error else None, images=out.images,
-            duration_s=time.perf_counter() - start,
+            duration_s=time.perf_counter() - start, usage=out.usage,
         )
 
     async def close_conversation(self, conversation_id: str) -> None:

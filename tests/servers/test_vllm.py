@@ -141,3 +141,20 @@ async def test_every_prompt_format_end_to_end(model: OpenAICompatible, fmt: str,
     observations = [m for m in result.messages if isinstance(m, ToolMessage)]
     if choice == "add":  # the server forced the call, so the loop ran the tool (or reported bad arguments)
         assert observations and all(m.name == "add" for m in observations)
+
+
+async def test_typed_output_uses_structured_output_and_validates(model: OpenAICompatible) -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    class Reading(BaseModel):  # no free-text fields: random weights would write a string until max_tokens
+        level: Literal["low", "high"]
+        ok: bool
+
+    # Random weights write random tokens; vLLM's structured output forces them into the schema.
+    agent = Agent(model, format="native", output_type=Reading, output_retries=0,
+                  sampling=Sampling(max_tokens=256, temperature=0.0))
+    result = await agent.arun("Give a reading.")
+    assert result.status == "completed", result.error
+    assert isinstance(result.output, Reading)
