@@ -3,12 +3,16 @@
 - `KernelSession`: notebook-like session (state kept between calls) returning `ExecutionResult`.
 - `KernelPool`: pre-warmed isolated kernels; sessions made by the pool start instantly.
 - Isolation policies: `BubblewrapPolicy` (default) and `UnsandboxedPolicy` (explicit only).
-- `doctor_report`: which policy this machine supports, and why.
+- `doctor_report`: which policy this machine supports, and why (and which CPU share mechanism is active).
+- `OutputsBudget`: a size budget, oldest files removed first, for the folder images are saved in.
+- Closing: `KernelSession.close` / `KernelPool.aclose` (async); `kill_now` on either kills their kernels
+  synchronously, without an event loop, for finalisers.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from qwenkit.errors import KernelStartError, SandboxError, SandboxUnavailable, SessionClosed
+from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import BubblewrapPolicy, IsolationPolicy, UnsandboxedPolicy, get_policy
 from qwenkit.sandbox.kernel import KernelFactory, SandboxKernel
 from qwenkit.sandbox.limits import ResourceLimits
@@ -31,6 +35,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BubblewrapPolicy", "DoctorReport", "ExecutionError", "ExecutionResult", "IsolationPolicy", "KernelFactory",
-    "KernelPool", "KernelSession", "KernelStartError", "ResourceLimits", "SandboxError", "SandboxKernel",
-    "SandboxUnavailable", "SessionClosed", "SessionConfig", "UnsandboxedPolicy", "doctor_report", "get_policy",
+    "KernelPool", "KernelSession", "KernelStartError", "OutputsBudget", "ResourceLimits", "SandboxError",
+    "SandboxKernel", "SandboxUnavailable", "SessionClosed", "SessionConfig", "UnsandboxedPolicy", "doctor_report",
+    "get_policy",
 ]

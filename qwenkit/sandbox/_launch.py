@@ -34,6 +34,20 @@ def _apply_rlimits(specs: list[str]) -> None:
         resource.setrlimit(_RLIMITS[name], (limit, limit))
 
 
+def _limit_children_cpu(seconds: int) -> None:
+    """Give every process forked from the kernel ``RLIMIT_CPU`` of ``seconds`` (the kernel keeps none).
+
+    A background busy loop then ends by itself even when nothing reaps it. Covers ``os.fork``,
+    ``multiprocessing`` and ``pty`` children (IPython's ``!cmd``); ``subprocess`` forks without
+    running fork hooks, so its children are left to the client's reaper or cgroup.
+    """
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+
+    os.register_at_fork(after_in_child=limit)
+
+
 def _cap_writes(cap: int) -> None:
     """Keep stdout/stderr messages under about ``cap`` characters each.
 
@@ -45,6 +59,8 @@ def _cap_writes(cap: int) -> None:
     """
     from ipykernel import iostream
 
+    # ipykernel has no public hook around its buffered flush; `_flush_buffers` is patched here only,
+    # and a kernel without it still runs (the client's caps never rely on this).
     write, flush_buffers = iostream.OutStream.write, iostream.OutStream._flush_buffers
     counts: dict[int, list[int]] = {}  # id(stream) -> [buffered since last flush, dropped]
 
@@ -80,6 +96,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="qwenkit-sandbox-launch")
     parser.add_argument("--rlimit", action="append", default=[])
     parser.add_argument("--write-cap", type=int, default=0)
+    parser.add_argument("--child-cpu", type=int, default=0)
     parser.add_argument("--chdir", default="")
     parser.add_argument("kernel_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -91,6 +108,8 @@ def main(argv: list[str]) -> None:
         os.chdir(args.chdir)
     if args.write_cap > 0:
         _cap_writes(args.write_cap)
+    if args.child_cpu > 0:
+        _limit_children_cpu(args.child_cpu)
 
     from ipykernel import kernelapp
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
 
+from qwenkit.sandbox.cpu import detect_cpu_control
 from qwenkit.sandbox.isolation.base import Check, PolicyCheck
 from qwenkit.sandbox.isolation.bubblewrap import BubblewrapPolicy
 
@@ -24,7 +25,7 @@ class DoctorReport:
         policy: ``"bubblewrap"`` when kernels can be isolated here, else ``"unsandboxed"`` (which the
             code interpreter uses only when asked for explicitly).
         bubblewrap: The checks of the bubblewrap policy.
-        environment: Kernel packages, fonts, and the optional end-to-end probe.
+        environment: Kernel packages, the CPU share mechanism, fonts, and the optional end-to-end probe.
     """
 
     policy: str
@@ -73,6 +74,9 @@ def _environment() -> list[Check]:
         "kernel packages", not missing,
         f"python {sys.version.split()[0]}, " + ", ".join(f"{d} {v}" for d, v in versions.items()),
     )]
+    cpu = detect_cpu_control()
+    # Both mechanisms bound a kernel's CPU use, so either is a pass; the line says which one is active.
+    checks.append(Check("cpu share", True, f"{cpu.mode}: {cpu.detail}"))
     if versions["matplotlib"] != "missing":
         try:
             from qwenkit.sandbox.fonts import cjk_fonts, matplotlib_seed

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
 import subprocess
 import time
 from collections import deque
@@ -25,10 +26,11 @@ import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
-from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from qwenkit.errors import KernelStartError
+from qwenkit.sandbox.cpu import CpuControl, KernelCpu, detect_cpu_control, sweep_stale_cgroups
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName, get_policy
 from qwenkit.sandbox.isolation.base import KernelDirs, LaunchPlan, LaunchRequest
 from qwenkit.sandbox.limits import MiB, ResourceLimits
@@ -56,7 +58,11 @@ def _remove_leftover_dirs() -> None:
 
 
 class _CappedSocketClient(AsyncKernelClient):
-    """A client whose sockets refuse oversized messages and reconnect quickly."""
+    """A client whose sockets refuse oversized messages and reconnect quickly.
+
+    jupyter_client has no public way to set socket options, so this overrides its private socket
+    factory (`_create_connected_socket`, using `_make_url`); this class is the only place that does.
+    """
 
     def _create_connected_socket(self, channel: str, identity: bytes | None = None) -> zmq.Socket:
         from jupyter_client.connect import channel_socket_types
@@ -70,6 +76,62 @@ class _CappedSocketClient(AsyncKernelClient):
             sock.identity = identity
         sock.connect(self._make_url(channel))
         return sock
+
+
+class _OneSpec(KernelSpecManager):
+    """A kernel spec manager that knows exactly one spec: the command line the policy built.
+
+    This is jupyter_client's public way to hand a kernel manager its spec (``kernel_name`` plus
+    ``kernel_spec_manager``), instead of setting the manager's private ``_kernel_spec``.
+    """
+
+    def __init__(self, spec: KernelSpec) -> None:
+        super().__init__()
+        self._spec = spec
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        return self._spec
+
+    def find_kernel_specs(self) -> dict[str, str]:
+        return {}
+
+
+_SPEC_NAME = "qwenkit-sandbox"
+
+
+def _parent_id(msg: Any) -> str | None:
+    """The ``msg_id`` of a message's parent, or ``None`` when the message does not have a usable one.
+
+    Messages come from the kernel, which is untrusted: any field may be missing or of any type.
+    """
+    parent = msg.get("parent_header") if isinstance(msg, dict) else None
+    value = parent.get("msg_id") if isinstance(parent, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _content(msg: dict[str, Any]) -> dict[str, Any]:
+    content = msg.get("content")
+    return content if isinstance(content, dict) else {}
+
+
+def _is_idle(msg: dict[str, Any]) -> bool:
+    return msg.get("msg_type") == "status" and _content(msg).get("execution_state") == "idle"
+
+
+async def _receive(get: Callable[..., Any], timeout: float) -> dict[str, Any] | None:
+    """The next message from a channel's ``get_msg``-like ``get``; ``None`` for one that could not be read.
+
+    Raises:
+        Empty: Nothing came within ``timeout``.
+    """
+    try:
+        msg = await get(timeout=timeout)
+    except Empty:
+        raise
+    except Exception as err:  # a malformed frame, bad JSON or a bad signature: skip it, never crash
+        log.debug("unreadable kernel message skipped: %s", err)
+        return None
+    return msg if isinstance(msg, dict) else None
 
 
 class CellEnd(Enum):
@@ -125,8 +187,9 @@ class SandboxKernel:
         startup_s: Seconds from launch to its first answer.
     """
 
-    def __init__(self, policy: IsolationPolicy, dirs: KernelDirs, plan: LaunchPlan) -> None:
+    def __init__(self, policy: IsolationPolicy, dirs: KernelDirs, plan: LaunchPlan, cpu: KernelCpu) -> None:
         self.policy = policy
+        self.cpu = cpu
         self.dirs = dirs
         self.plan = plan
         self.workdir = plan.workdir
@@ -148,6 +211,7 @@ class SandboxKernel:
         write_cap: int = 1_000_000,
         mpl_seed: Path | None = None,
         startup_timeout: float = 60.0,
+        cpu_control: CpuControl | None = None,
     ) -> SandboxKernel:
         """Launch a kernel under ``policy`` and wait until it answers.
 
@@ -157,6 +221,7 @@ class SandboxKernel:
             write_cap: Longest single stdout/stderr write the kernel sends whole.
             mpl_seed: Directory from `qwenkit.sandbox.fonts.matplotlib_seed`, or ``None``.
             startup_timeout: Seconds to wait for the first answer.
+            cpu_control: How the kernel gets its CPU share (default: `detect_cpu_control`).
 
         Raises:
             SandboxUnavailable: The policy cannot run here.
@@ -175,7 +240,7 @@ class SandboxKernel:
             dirs.remove()
             _LIVE_DIRS.discard(dirs)
             raise
-        kernel = cls(policy, dirs, plan)
+        kernel = cls(policy, dirs, plan, KernelCpu(cpu_control or detect_cpu_control(), limits.cpu_cores))
         try:
             await kernel._launch(startup_timeout)
         except BaseException:
@@ -184,15 +249,15 @@ class SandboxKernel:
         return kernel
 
     async def _launch(self, startup_timeout: float) -> None:
-        km = AsyncKernelManager(
-            transport="ipc", ip=self.dirs.ipc_prefix, connection_file=str(self.dirs.connection_file),
-            context=_shared_context(),
-        )
         # The whole command line comes from the policy; interrupts go over the control channel,
         # because a SIGINT to the launched process would reach bubblewrap, not the kernel.
-        km._kernel_spec = KernelSpec(
+        spec = KernelSpec(
             argv=self.plan.argv, display_name="qwenkit sandbox", language="python",
             interrupt_mode="message", env={}, metadata={},
+        )
+        km = AsyncKernelManager(
+            transport="ipc", ip=self.dirs.ipc_prefix, connection_file=str(self.dirs.connection_file),
+            context=_shared_context(), kernel_name=_SPEC_NAME, kernel_spec_manager=_OneSpec(spec),
         )
         km.client_factory = _CappedSocketClient
         self.km = km
@@ -210,6 +275,9 @@ class SandboxKernel:
         kc.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         self.kc = kc
         await self._wait_ready(startup_timeout)
+        if self.pid is not None:
+            # Before any cell ran: every process now is the sandbox's own; later ones inherit the cgroup.
+            self.cpu.attach(self.pid)
         self.startup_s = time.perf_counter() - t0
         self.started_at = time.monotonic()
         self.policy.lock_down(self.plan)
@@ -225,10 +293,10 @@ class SandboxKernel:
                 if not await self.is_alive():
                     raise KernelStartError(f"the kernel exited while starting: {self.last_output()}")
                 try:
-                    reply = await self.kc.get_shell_msg(timeout=0.05)
+                    reply = await _receive(self.kc.get_shell_msg, 0.05)
                 except Empty:
                     continue
-                if reply["parent_header"].get("msg_id") != msg_id:
+                if _parent_id(reply) != msg_id:
                     continue
                 # The reply came; now make sure iopub is subscribed: the request's idle status must arrive.
                 if await self._drain_until_idle(msg_id, 0.5):
@@ -241,14 +309,10 @@ class SandboxKernel:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
-                msg = await self.kc.get_iopub_msg(timeout=left)
+                msg = await _receive(self.kc.get_iopub_msg, left)
             except Empty:
                 return False
-            if (
-                msg["parent_header"].get("msg_id") == msg_id
-                and msg["msg_type"] == "status"
-                and msg["content"].get("execution_state") == "idle"
-            ):
+            if msg is not None and _parent_id(msg) == msg_id and _is_idle(msg):
                 return True
         return False
 
@@ -261,12 +325,13 @@ class SandboxKernel:
     async def wait(
         self, msg_id: str, deadline: float, feed: Callable[[str, dict[str, Any]], None]
     ) -> CellEnd:
-        """Pass the request's iopub messages to ``feed`` until it is idle, time runs out, or the kernel dies.
+        """Pass the request's messages to ``feed`` until it is idle, time runs out, or the kernel dies.
 
         Args:
             msg_id: Id returned by `send`.
             deadline: ``time.monotonic()`` value to give up at.
-            feed: Called with ``(msg_type, content)`` for every output message of the request.
+            feed: Called with ``(msg_type, content)`` for every output message of the request, then
+                with ``("execute_reply", content)`` for its reply (its ``status`` says whether it failed).
         """
         kc = self.kc
         assert kc is not None
@@ -278,37 +343,53 @@ class SandboxKernel:
                 return CellEnd.TIMEOUT
             try:
                 # Wake up now and then to notice a kernel that died without a word (os._exit, SIGKILL).
-                msg = await channel.get_msg(timeout=min(left, 0.25))
+                msg = await _receive(channel.get_msg, min(left, 0.25))
             except Empty:
+                msg = None
+            if msg is None:
                 if not await self.is_alive():
                     return CellEnd.DIED
                 continue
-            if msg["parent_header"].get("msg_id") != msg_id:
+            if _parent_id(msg) != msg_id:
                 continue
-            msg_type = msg["msg_type"]
+            msg_type = msg.get("msg_type")
+            if not isinstance(msg_type, str):
+                continue
             if msg_type == "status":
-                if msg["content"].get("execution_state") == "idle":
-                    await self._take_reply(msg_id)
+                if _is_idle(msg):
+                    reply = await self._take_reply(msg_id)
+                    if reply is not None:
+                        feed("execute_reply", reply)
                     return CellEnd.IDLE
                 continue
-            feed(msg_type, msg["content"])
+            feed(msg_type, _content(msg))
 
-    async def _take_reply(self, msg_id: str) -> None:
-        """Consume the shell reply of ``msg_id`` (normally already queued), so replies never pile up."""
+    async def _take_reply(self, msg_id: str) -> dict[str, Any] | None:
+        """Consume the shell reply of ``msg_id`` (normally already queued), so replies never pile up.
+
+        Returns:
+            The reply's content, or ``None`` when it did not come.
+        """
         assert self.kc is not None
         for _ in range(8):
             try:
-                reply = await self.kc.get_shell_msg(timeout=0.5)
+                reply = await _receive(self.kc.get_shell_msg, 0.5)
             except Empty:
-                return
-            if reply["parent_header"].get("msg_id") == msg_id:
-                return
+                return None
+            if reply is not None and _parent_id(reply) == msg_id:
+                return _content(reply)
+        return None
 
     async def interrupt(self) -> None:
         """Ask the kernel to interrupt the running cell (``KeyboardInterrupt`` in the code)."""
         if self.km is not None and not self._closed:
             with contextlib.suppress(Exception):
                 await self.km.interrupt_kernel()
+
+    def reap_strays(self) -> int:
+        """Kill the background processes cells left running, where no cgroup bounds them (see
+        `qwenkit.sandbox.cpu`); returns how many."""
+        return 0 if self._closed else self.cpu.reap()
 
     # ------------------------------------------------------------------------------------- state
     async def is_alive(self) -> bool:
@@ -357,6 +438,9 @@ class SandboxKernel:
         except Exception as err:  # still remove the directories
             log.debug("error while killing kernel: %s", err)
         finally:
+            if self.cpu.cgroup is not None:
+                # Waits (briefly) for killed processes to leave the cgroup: not on the event loop's thread.
+                await asyncio.to_thread(self.cpu.close)
             if self._tail is not None:
                 self._tail.stop()
             process = getattr(self.km.provisioner, "process", None) if self.km is not None else None
@@ -366,6 +450,37 @@ class SandboxKernel:
                         stream.close()
             self.dirs.remove()
             _LIVE_DIRS.discard(self.dirs)
+
+
+    def kill_now(self) -> None:
+        """Kill the kernel at once, without an event loop: for finalisers and other threads. Idempotent.
+
+        SIGKILLs the launched process's group (bubblewrap's pid namespace takes every process inside
+        with it), collects its exit status and removes its directories and cgroup. The client's
+        sockets are left to the garbage collector: they belong to the event loop's thread, and
+        touching them from here would not be safe.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        process = self._process()
+        pid = self.pid
+        if pid is not None:
+            # jupyter_client starts kernels in a new session, so the group id is the launched pid.
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        if isinstance(process, subprocess.Popen):
+            with contextlib.suppress(Exception):
+                process.wait(timeout=5)
+        self.cpu.close()
+        self.dirs.remove()
+        _LIVE_DIRS.discard(self.dirs)
+
+    def _process(self) -> Any:
+        """The launched process object of the local provisioner (``None`` before launch)."""
+        return getattr(self.km.provisioner, "process", None) if self.km is not None else None
 
 
 _CONTEXT: zmq.asyncio.Context | None = None
@@ -388,6 +503,7 @@ class KernelFactory:
         write_cap: Longest single stdout/stderr write a kernel sends whole.
         startup_timeout: Seconds a kernel may take to answer after launch.
         matplotlib: Prepare matplotlib (font cache, CJK fallback fonts) for the kernels.
+        cpu_control: How kernels get their CPU share (default: what `detect_cpu_control` finds).
     """
 
     def __init__(
@@ -398,6 +514,7 @@ class KernelFactory:
         write_cap: int = 1_000_000,
         startup_timeout: float = 60.0,
         matplotlib: bool = True,
+        cpu_control: CpuControl | None = None,
     ) -> None:
         self.policy = get_policy(policy)
         self.limits = limits or ResourceLimits()
@@ -405,6 +522,7 @@ class KernelFactory:
         self.startup_timeout = startup_timeout
         self.matplotlib = matplotlib
         self._seed: Path | None = None
+        self._cpu: CpuControl | None = cpu_control
         self._seed_tried = False
         self._seed_lock = asyncio.Lock()
 
@@ -420,6 +538,9 @@ class KernelFactory:
             if not self._seed_tried:
                 self._seed_tried = True
                 await asyncio.to_thread(KernelDirs.sweep_stale)
+                if self._cpu is None:
+                    self._cpu = await asyncio.to_thread(detect_cpu_control)
+                await asyncio.to_thread(sweep_stale_cgroups, self._cpu)
                 if self.matplotlib:
                     from qwenkit.sandbox.fonts import matplotlib_seed
 
@@ -433,7 +554,7 @@ class KernelFactory:
         """Start a new kernel and return it once it answers."""
         return await SandboxKernel.start(
             self.policy, self.limits, write_cap=self.write_cap, mpl_seed=await self.prepare(),
-            startup_timeout=self.startup_timeout,
+            startup_timeout=self.startup_timeout, cpu_control=self._cpu,
         )
 
     async def release_kernel(self, kernel: SandboxKernel) -> None:

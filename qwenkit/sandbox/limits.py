@@ -24,6 +24,10 @@ class ResourceLimits(BaseModel):
             place besides ``/tmp``); filling it fails with ``ENOSPC``.
         tmp_bytes: Size of the tmpfs mounted on ``/tmp``.
         shm_bytes: Size of the tmpfs mounted on ``/dev/shm``.
+        cpu_cores: CPU quota of each kernel, in cores, where a cgroup can be made for it (see
+            `qwenkit.sandbox.cpu`); all its processes share it.
+        child_cpu_seconds: ``RLIMIT_CPU`` of each process the kernel forks (not of the kernel itself),
+            so a runaway background process ends even between cells (0: none).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,9 +39,11 @@ class ResourceLimits(BaseModel):
     workdir_bytes: int = Field(default=256 * MiB, ge=MiB)
     tmp_bytes: int = Field(default=64 * MiB, ge=MiB)
     shm_bytes: int = Field(default=16 * MiB, ge=MiB)
+    cpu_cores: float = Field(default=1.0, gt=0.01)
+    child_cpu_seconds: int = Field(default=300, ge=0)
 
     def rlimit_args(self, exclude: tuple[str, ...] = ()) -> list[str]:
-        """Return the launcher's ``--rlimit NAME=VALUE`` arguments (core files always off).
+        """Return the launcher's ``--rlimit NAME=VALUE`` and ``--child-cpu`` arguments (core files always off).
 
         Args:
             exclude: Names to leave out (``"NPROC"`` when the kernel shares the host user).
@@ -54,4 +60,6 @@ class ResourceLimits(BaseModel):
             if name in exclude:
                 continue
             out += ["--rlimit", f"{name}={value}"]
+        if self.child_cpu_seconds:
+            out += ["--child-cpu", str(self.child_cpu_seconds)]
         return out

@@ -1,7 +1,9 @@
-"""Output handling for one cell: capped collection (head and tail kept) and the observation text.
+"""Collecting one cell's kernel messages into an `ExecutionResult`'s fields, within hard caps.
 
-The cap is a memory bound as well as a context bound: once a stream's head is full, only a fixed-size
-tail is kept, so a print flood costs the client constant memory however long it runs.
+The kernel is untrusted: code in it can send any message on its own sockets (``get_ipython().kernel.
+session.send(...)``), with fields of any type and size up to the transport's message cap. So every
+field of every message is type-checked, capped and cleaned of lone surrogates before it is kept, and
+images are checked (count, bytes per image and per cell, a real PNG) before they are written.
 """
 
 from __future__ import annotations
@@ -9,173 +11,177 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from qwenkit.sandbox.result import ExecutionError, ExecutionResult
+from qwenkit._untrusted import clean_text
+from qwenkit.sandbox.images import png_problem
+from qwenkit.sandbox.result import ExecutionError
+from qwenkit.sandbox.text import CappedText, short_traceback, shorten, strip_ansi
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-_KERNEL_DROP = re.compile(r"\[\.\.\. (\d+) characters dropped in the kernel \.\.\.\]")
+# Bounded digit count: a crafted marker with thousands of digits must not reach int() (a ValueError).
+_KERNEL_DROP = re.compile(r"\[\.\.\. (\d{1,15}) characters dropped in the kernel \.\.\.\]")
 
+MAX_NAME_CHARS = 200
+"""Longest exception class name kept."""
+MAX_VALUE_CHARS = 2_000
+"""Longest exception message kept (head and tail)."""
+MAX_TRACEBACK_CHARS = 20_000
+"""Longest traceback kept (its end, where the error is)."""
 
-def strip_ansi(text: str) -> str:
-    """Remove terminal colour and cursor codes (IPython colours its tracebacks)."""
-    return _ANSI.sub("", text)
-
-
-def collapse_carriage_returns(text: str) -> str:
-    """Keep, on each line, only what a terminal would show after ``\\r`` rewrites (progress bars)."""
-    if "\r" not in text:
-        return text
-    lines = []
-    for line in text.split("\n"):
-        parts = line.split("\r")
-        kept = next((p for p in reversed(parts) if p), "")
-        lines.append(kept)
-    return "\n".join(lines)
+ImageSaver = Callable[[bytes], "str | None"]
+"""Saves checked PNG bytes and returns the file's path, or ``None`` when the outputs budget refused them."""
 
 
-def shorten(text: str, limit: int) -> str:
-    """Keep at most ``limit`` characters of ``text``: its head and its tail around a drop note."""
-    if len(text) <= limit:
-        return text
-    half = max(limit // 2, 1)
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters dropped ...]\n{text[-half:]}"
+@dataclass(frozen=True)
+class OutputCaps:
+    """Per-cell limits on what a kernel's messages may add to a result.
 
-
-def short_traceback(text: str, limit: int) -> str:
-    """Keep the end of a traceback (where the error is), at most ``limit`` characters, on line bounds."""
-    text = text.strip("\n")
-    if len(text) <= limit:
-        return text
-    tail = text[-limit:]
-    cut = tail.find("\n")
-    return "[... earlier frames dropped ...]\n" + (tail[cut + 1 :] if cut >= 0 else tail)
-
-
-class CappedText:
-    """Text accumulated up to ``limit`` characters: the first half and the most recent half are kept.
-
-    Args:
-        limit: Most characters kept (0: keep nothing, count everything as dropped).
+    Attributes:
+        max_output_chars: Characters kept for each of stdout, stderr and the last value.
+        max_images: Images saved.
+        max_image_bytes: Bytes of one PNG image.
+        max_cell_image_bytes: Bytes of all images of the cell together.
+        max_image_pixels: Pixels (width x height) of one image.
     """
 
-    def __init__(self, limit: int) -> None:
-        self.head_limit = limit - limit // 2
-        self.tail_limit = limit // 2
-        self._head: list[str] = []
-        self._head_len = 0
-        self._tail: deque[str] = deque()
-        self._tail_len = 0
-        self.dropped = 0
-        self.total = 0
-
-    def append(self, text: str) -> None:
-        """Add ``text``; once the head is full, older tail text is dropped to keep the tail bounded."""
-        self.total += len(text)
-        room = self.head_limit - self._head_len
-        if room > 0:
-            take = text[:room]
-            self._head.append(take)
-            self._head_len += len(take)
-            text = text[len(take) :]
-        if not text:
-            return
-        if len(text) > self.tail_limit:
-            self.dropped += len(text) - self.tail_limit
-            text = text[len(text) - self.tail_limit :] if self.tail_limit else ""
-        self._tail.append(text)
-        self._tail_len += len(text)
-        while self._tail_len > self.tail_limit:
-            first = self._tail[0]
-            excess = self._tail_len - self.tail_limit
-            if len(first) <= excess:
-                self._tail.popleft()
-                self.dropped += len(first)
-                self._tail_len -= len(first)
-            else:
-                self._tail[0] = first[excess:]
-                self.dropped += excess
-                self._tail_len -= excess
-
-    @property
-    def truncated(self) -> bool:
-        return self.dropped > 0
-
-    def text(self) -> str:
-        """The kept text, with a note where characters were dropped."""
-        head, tail = "".join(self._head), "".join(self._tail)
-        if not self.dropped:
-            return head + tail
-        return f"{head}\n[... {self.dropped} characters dropped ...]\n{tail}"
-
-
-ImageSaver = Callable[[bytes], str]
-"""Saves PNG bytes and returns the file's path."""
+    max_output_chars: int = 10_000
+    max_images: int = 16
+    max_image_bytes: int = 4 * 1024 * 1024
+    max_cell_image_bytes: int = 16 * 1024 * 1024
+    max_image_pixels: int = 25_000_000
 
 
 class CellCollector:
-    """Turns one cell's iopub messages into an `ExecutionResult`'s fields, within the output caps.
+    """Turns one cell's messages into an `ExecutionResult`'s fields, within the caps.
 
     Args:
-        max_output_chars: Cap for each of stdout, stderr and the last value's text.
-        max_images: Most images saved for one cell.
-        save_image: Called with the PNG bytes of each image display.
+        caps: Output and image limits of the cell.
+        save_image: Called with the bytes of each accepted PNG image.
     """
 
-    def __init__(self, max_output_chars: int, max_images: int, save_image: ImageSaver) -> None:
-        self.stdout = CappedText(max_output_chars)
-        self.stderr = CappedText(max_output_chars)
-        self.max_output_chars = max_output_chars
-        self.max_images = max_images
+    def __init__(self, caps: OutputCaps, save_image: ImageSaver) -> None:
+        self.caps = caps
+        self.stdout = CappedText(caps.max_output_chars)
+        self.stderr = CappedText(caps.max_output_chars)
         self.save_image = save_image
         self.result: str | None = None
         self.result_dropped = 0
         self.images: list[str] = []
+        self.image_bytes = 0
         self.dropped_images = 0
+        self.invalid_images = 0
         self.error: ExecutionError | None = None
+        self.failed_reply: ExecutionError | None = None
         self.kernel_dropped = 0
+        self.replaced = False
 
-    def feed(self, msg_type: str, content: dict[str, Any]) -> None:
-        """Take one iopub message of the cell (status messages are the caller's business)."""
+    # ------------------------------------------------------------------------------ cleaning
+    def _text(self, value: Any, limit: int) -> str:
+        """A message field as clean text of at most ``limit`` characters (head and tail kept)."""
+        text = value if isinstance(value, str) else "" if value is None else repr(type(value))
+        text = shorten(text, limit)
+        text, hit = clean_text(text)
+        self.replaced |= hit
+        return text
+
+    def _stream_text(self, value: Any) -> str:
+        if not isinstance(value, str):
+            return ""
+        # Count the kernel's own drop markers first: the cut below or the client cap may drop them.
+        self.kernel_dropped += sum(int(n) for n in _KERNEL_DROP.findall(value))
+        # Then keep only the head and tail the caps can use: cleaning 60 MB of text that is dropped
+        # anyway would cost time for nothing (the seam always lies in the part `CappedText` drops).
+        limit = 2 * self.caps.max_output_chars + 200
+        if len(value) > limit:
+            self.kernel_dropped += len(value) - limit
+            value = value[: limit // 2] + value[-(limit // 2) :]
+        text, hit = clean_text(value)
+        self.replaced |= hit
+        return text
+
+    # --------------------------------------------------------------------------------- feed
+    def feed(self, msg_type: str, content: Any) -> None:
+        """Take one message of the cell: iopub output, or its ``execute_reply`` (status messages are the
+        caller's business)."""
+        if not isinstance(content, dict):
+            return
         if msg_type == "stream":
             target = self.stderr if content.get("name") == "stderr" else self.stdout
-            text = str(content.get("text", ""))
-            # Count the kernel's own drop markers now: the client cap may drop the marker itself.
-            self.kernel_dropped += sum(int(n) for n in _KERNEL_DROP.findall(text))
-            target.append(text)
+            target.append(self._stream_text(content.get("text")))
         elif msg_type in ("display_data", "execute_result", "update_display_data"):
-            data = content.get("data") or {}
-            has_image = self._image(data)
-            text = data.get("text/plain")
-            if msg_type == "execute_result" and isinstance(text, str) and not has_image:
-                self.result_dropped = max(len(text) - self.max_output_chars, 0)
-                self.result = shorten(text, self.max_output_chars)
-            elif isinstance(text, str) and not has_image:
+            data = content.get("data")
+            if not isinstance(data, dict):
+                return
+            has_image = self._image(data.get("image/png"))
+            raw = data.get("text/plain")
+            if not isinstance(raw, str) or has_image:
+                return
+            if msg_type == "execute_result":
+                self.result_dropped = max(len(raw) - self.caps.max_output_chars, 0)
+                self.result = self._text(raw, self.caps.max_output_chars)
+            else:
+                text = self._stream_text(raw)
                 self.stdout.append(text if text.endswith("\n") else text + "\n")
         elif msg_type == "error":
-            tb = strip_ansi("\n".join(str(line) for line in content.get("traceback") or []))
-            self.error = ExecutionError(
-                name=str(content.get("ename", "Error")),
-                value=strip_ansi(str(content.get("evalue", ""))),
-                traceback=short_traceback(tb, 20_000),
-            )
+            self.error = self._error(content)
+        elif msg_type == "execute_reply" and content.get("status") in ("error", "aborted"):
+            # The reply says the cell failed; when no `error` message came (an exception IPython could
+            # not format, a replaced showtraceback), this is the only sign of it.
+            if content.get("status") == "aborted":
+                self.failed_reply = ExecutionError(name="Aborted", value="the kernel aborted the cell")
+            else:
+                self.failed_reply = self._error(content)
 
-    def _image(self, data: dict[str, Any]) -> bool:
-        png = data.get("image/png")
+    def _error(self, content: dict[str, Any]) -> ExecutionError:
+        lines = content.get("traceback")
+        kept: list[str] = []
+        size = 0
+        if isinstance(lines, list):
+            # From the end (where the error is), stopping once the cap is reached: a traceback of a
+            # million lines or of one 30 MB line costs no more than a short one.
+            for line in reversed(lines):
+                if size >= MAX_TRACEBACK_CHARS:
+                    break
+                text = line if isinstance(line, str) else ""
+                text = text[-(MAX_TRACEBACK_CHARS - size) :]
+                kept.append(text)
+                size += len(text) + 1
+        tb = self._text(strip_ansi("\n".join(reversed(kept))), MAX_TRACEBACK_CHARS + 100)
+        name = self._text(content.get("ename"), MAX_NAME_CHARS) or "Error"
+        value = strip_ansi(self._text(content.get("evalue"), MAX_VALUE_CHARS))
+        return ExecutionError(name=name, value=value, traceback=short_traceback(tb, MAX_TRACEBACK_CHARS))
+
+    def _image(self, png: Any) -> bool:
+        """Save one ``image/png`` value if it passes every check; True when it was an image display."""
         if not isinstance(png, str):
             return False
+        caps = self.caps
+        # Base64 is 4 characters per 3 bytes: refuse an oversized image before decoding it.
+        if len(png) > (caps.max_image_bytes + 2) // 3 * 4 + 1024:
+            self.dropped_images += 1
+            return True
         try:
             raw = base64.b64decode(png, validate=False)
         except (binascii.Error, ValueError):
-            return False
-        if not raw.startswith(b"\x89PNG"):
-            return False  # the kernel is untrusted: only real PNGs are written as .png files
-        if len(self.images) >= self.max_images:
+            self.invalid_images += 1
+            return True
+        if len(raw) > caps.max_image_bytes:
             self.dropped_images += 1
-        else:
-            self.images.append(self.save_image(raw))
+            return True
+        if png_problem(raw, caps.max_image_pixels) is not None:
+            self.invalid_images += 1  # the kernel is untrusted: only real PNGs are written as .png files
+            return True
+        if len(self.images) >= caps.max_images or self.image_bytes + len(raw) > caps.max_cell_image_bytes:
+            self.dropped_images += 1
+            return True
+        path = self.save_image(raw)
+        if path is None:
+            self.dropped_images += 1
+            return True
+        self.image_bytes += len(raw)
+        self.images.append(path)
         return True
 
     def fields(self) -> dict[str, Any]:
@@ -186,68 +192,10 @@ class CellCollector:
             "stderr": self.stderr.text(),
             "result": self.result,
             "images": list(self.images),
-            "error": self.error,
+            "error": self.error or self.failed_reply,
             "dropped_chars": dropped,
             "dropped_images": self.dropped_images,
+            "invalid_images": self.invalid_images,
+            "replaced_chars": self.replaced,
             "truncated": dropped > 0 or self.dropped_images > 0,
         }
-
-
-def _block(title: str, body: str) -> str:
-    return f"{title}:\n```\n{body.rstrip()}\n```"
-
-
-def format_observation(result: ExecutionResult, *, traceback_chars: int = 1500) -> str:
-    """Write a result as the observation a model reads.
-
-    Sections appear only when present: ``stdout``, ``stderr``, ``Out`` (last value), ``error`` (a
-    short traceback), one ``![fig-N](path)`` line per image, then notes on truncation, timeouts and
-    restarts. A cell with no output at all reads ``Finished execution (no output).``.
-    """
-    parts: list[str] = []
-    if result.previous_state_lost:
-        # First, because it explains what follows (a NameError for a variable defined earlier, say).
-        parts.append(
-            f"[Note: {result.previous_state_lost}; this cell ran in a new kernel, so earlier variables and "
-            "files are gone.]"
-        )
-    stdout = collapse_carriage_returns(result.stdout)
-    if stdout.strip():
-        parts.append(_block("stdout", stdout))
-    stderr = collapse_carriage_returns(result.stderr)
-    if stderr.strip():
-        parts.append(_block("stderr", stderr))
-    if result.result is not None:
-        parts.append(_block("Out", result.result))
-    if result.error is not None:
-        err = result.error
-        tb = short_traceback(err.traceback, traceback_chars) if err.traceback else f"{err.name}: {err.value}"
-        parts.append(_block("error", tb))
-    for path in result.images:
-        name = path.rsplit("/", 1)[-1].removesuffix(".png")
-        parts.append(f"![{name}]({path})")
-    notes: list[str] = []
-    if result.dropped_chars:
-        notes.append(f"output truncated: {result.dropped_chars} characters dropped (head and tail kept)")
-    if result.dropped_images:
-        notes.append(f"{result.dropped_images} more image(s) not saved (per-cell image limit)")
-    if result.kernel_died:
-        code = f" (exit code {result.exit_code})" if result.exit_code is not None else ""
-        notes.append(
-            f"the kernel died while running this cell{code}, e.g. os._exit, a crash or running out of "
-            "memory; a new kernel starts on the next call and all variables and files are lost"
-        )
-    elif result.timed_out and result.restarted:
-        notes.append(
-            f"the cell timed out after {result.timeout_s:g} s and did not stop when interrupted; the "
-            "kernel was restarted and all variables and files are lost"
-        )
-    elif result.timed_out:
-        notes.append(
-            f"the cell timed out after {result.timeout_s:g} s and was interrupted; variables set "
-            "before the interrupt are kept"
-        )
-    elif result.restarted:
-        notes.append("the kernel was restarted; all variables and files are lost")
-    parts += [f"[Note: {n}.]" for n in notes]
-    return "\n\n".join(parts) if parts else "Finished execution (no output)."

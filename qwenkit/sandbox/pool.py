@@ -17,6 +17,7 @@ from collections import deque
 from pathlib import Path
 from types import TracebackType
 
+from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
 from qwenkit.sandbox.kernel import KernelFactory, SandboxKernel
 from qwenkit.sandbox.limits import ResourceLimits
@@ -67,7 +68,7 @@ class KernelPool:
         self._sessions: weakref.WeakSet[KernelSession] = weakref.WeakSet()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
-        self.last_error: BaseException | None = None
+        self._last_error: BaseException | None = None
 
     async def __aenter__(self) -> KernelPool:
         return await self.start()
@@ -81,6 +82,15 @@ class KernelPool:
     def warm(self) -> int:
         """Kernels ready to be handed out now."""
         return len(self._warm)
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """Why the last kernel start failed (``None`` once one succeeded again)."""
+        return self._last_error
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def start(self, *, wait: bool = True) -> KernelPool:
         """Start filling the pool and the idle reaper.
@@ -98,8 +108,8 @@ class KernelPool:
             self._reaper = asyncio.ensure_future(self._reap_forever())
         if wait:
             await self.wait_full()
-            if self.last_error is not None and not self._warm and self.size:
-                raise self.last_error
+            if self._last_error is not None and not self._warm and self.size:
+                raise self._last_error
         return self
 
     async def wait_full(self) -> None:
@@ -122,13 +132,13 @@ class KernelPool:
         except asyncio.CancelledError:
             raise
         except Exception as err:  # reported by start(); acquire_kernel falls back to a cold start
-            self.last_error = err
+            self._last_error = err
             log.warning("could not pre-start a sandbox kernel: %s", err)
             return
         if self._closed:
             await kernel.close()
         else:
-            self.last_error = None
+            self._last_error = None
             self._warm.append(kernel)
 
     async def acquire_kernel(self) -> SandboxKernel:
@@ -146,7 +156,7 @@ class KernelPool:
             if not self._starting:
                 return await self.factory.acquire_kernel()
             await asyncio.wait(list(self._starting), return_when=asyncio.FIRST_COMPLETED)
-            if not self._warm and self.last_error is not None:
+            if not self._warm and self._last_error is not None:
                 # Starts are failing: start one here, so the caller gets the real error (or a kernel).
                 return await self.factory.acquire_kernel()
 
@@ -155,11 +165,20 @@ class KernelPool:
         await kernel.close()
 
     # ---------------------------------------------------------------------------------- sessions
-    def session(self, config: SessionConfig | None = None, *, workdir: str | Path | None = None) -> KernelSession:
-        """Make a new session that takes its kernels from this pool (and is reaped when idle)."""
+    def session(
+        self, config: SessionConfig | None = None, *, workdir: str | Path | None = None,
+        outputs_budget: OutputsBudget | None = None,
+    ) -> KernelSession:
+        """Make a new session that takes its kernels from this pool (and is reaped when idle).
+
+        Args:
+            config: Per-cell limits (default: the pool's).
+            workdir: Host directory for its images (see `KernelSession`).
+            outputs_budget: Size budget of the folder ``workdir`` is in (see `KernelSession`).
+        """
         if self._closed:
             raise RuntimeError("the kernel pool is closed")
-        session = KernelSession(config or self.config, source=self, workdir=workdir)
+        session = KernelSession(config or self.config, source=self, workdir=workdir, outputs_budget=outputs_budget)
         self._sessions.add(session)
         return session
 
@@ -200,3 +219,17 @@ class KernelPool:
         await asyncio.gather(*(s.close() for s in list(self._sessions)), return_exceptions=True)
         warm, self._warm = list(self._warm), deque()
         await asyncio.gather(*(k.close() for k in warm), return_exceptions=True)
+
+    def kill_now(self) -> None:
+        """Kill every kernel at once, without an event loop: for finalisers and other threads.
+
+        Warm kernels and those of the pool's sessions get SIGKILL (`SandboxKernel.kill_now`); kernels
+        still starting are killed by their start task when it sees the pool closed (or, if the loop
+        never runs again, by ``--die-with-parent`` when this process exits). Idempotent.
+        """
+        self._closed = True
+        for session in list(self._sessions):
+            session.kill_now()
+        warm, self._warm = list(self._warm), deque()
+        for kernel in warm:
+            kernel.kill_now()

@@ -20,10 +20,11 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from qwenkit.errors import SessionClosed
+from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
 from qwenkit.sandbox.kernel import CellEnd, KernelFactory, SandboxKernel
-from qwenkit.sandbox.limits import ResourceLimits
-from qwenkit.sandbox.output import CellCollector
+from qwenkit.sandbox.limits import MiB, ResourceLimits
+from qwenkit.sandbox.output import CellCollector, OutputCaps
 from qwenkit.sandbox.result import ExecutionResult
 
 
@@ -37,6 +38,9 @@ class SessionConfig(BaseModel):
         max_output_chars: Characters kept per stream (stdout, stderr, last value); beyond that the
             head and the tail are kept and the rest counted as dropped.
         max_images: Images saved per cell.
+        max_image_bytes: Bytes of one saved image; bigger ones are not saved.
+        max_cell_image_bytes: Bytes of all images saved for one cell.
+        max_image_pixels: Pixels (width x height) of one saved image.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,6 +49,17 @@ class SessionConfig(BaseModel):
     interrupt_grace: float = Field(default=3.0, gt=0)
     max_output_chars: int = Field(default=10_000, ge=0)
     max_images: int = Field(default=16, ge=0)
+    max_image_bytes: int = Field(default=4 * MiB, ge=1024)
+    max_cell_image_bytes: int = Field(default=16 * MiB, ge=1024)
+    max_image_pixels: int = Field(default=25_000_000, ge=1)
+
+    def output_caps(self) -> OutputCaps:
+        """The per-cell caps the output collector applies."""
+        return OutputCaps(
+            max_output_chars=self.max_output_chars, max_images=self.max_images,
+            max_image_bytes=self.max_image_bytes, max_cell_image_bytes=self.max_cell_image_bytes,
+            max_image_pixels=self.max_image_pixels,
+        )
 
 
 class KernelSource(Protocol):
@@ -72,6 +87,8 @@ class KernelSession:
         source: Where kernels come from; pass a `KernelPool` for warm starts.
         workdir: Host directory for the PNG files of image outputs. Default: a temporary directory
             removed by `close`; a directory you pass is created if needed and never removed.
+        outputs_budget: Size budget of the folder ``workdir`` lives in: before an image is saved, the
+            oldest files under its root are deleted until it fits (``None``: no budget).
 
     Raises:
         SandboxUnavailable: (from `start`/`execute`) the policy cannot run on this machine.
@@ -85,8 +102,10 @@ class KernelSession:
         limits: ResourceLimits | None = None,
         source: KernelSource | None = None,
         workdir: str | Path | None = None,
+        outputs_budget: OutputsBudget | None = None,
     ) -> None:
         self.config = config or SessionConfig()
+        self.outputs_budget = outputs_budget
         self.source: KernelSource = source or KernelFactory(policy, limits)
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="qwenkit-session-"))
@@ -97,8 +116,8 @@ class KernelSession:
         self._closed = False
         self._figures = 0
         self._lost: str | None = None  # why earlier state is gone, not yet told to the caller
-        self.last_used = time.monotonic()
-        self.busy = False
+        self._last_used = time.monotonic()
+        self._busy = False
 
     # ------------------------------------------------------------------------------- lifecycle
     async def __aenter__(self) -> KernelSession:
@@ -122,6 +141,16 @@ class KernelSession:
         return self._closed
 
     @property
+    def busy(self) -> bool:
+        """Whether a cell is running now."""
+        return self._busy
+
+    @property
+    def last_used(self) -> float:
+        """``time.monotonic()`` when the last cell ended (or the session was made)."""
+        return self._last_used
+
+    @property
     def kernel(self) -> SandboxKernel | None:
         """The current kernel, if any (replaced after a death or restart)."""
         return self._kernel
@@ -140,6 +169,21 @@ class KernelSession:
             with contextlib.suppress(BaseException):
                 await self._recovery
         await self._drop_kernel()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def kill_now(self) -> None:
+        """Close the session synchronously, without an event loop: for finalisers and other threads.
+
+        Kills the kernel with SIGKILL (see `SandboxKernel.kill_now`) and removes the temporary
+        workdir. Idempotent; `close` afterwards does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        kernel, self._kernel = self._kernel, None
+        if kernel is not None:
+            kernel.kill_now()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -164,7 +208,7 @@ class KernelSession:
         Returns:
             Whether a kernel was released.
         """
-        if self.busy or self._lock.locked() or self._kernel is None:
+        if self._busy or self._lock.locked() or self._kernel is None:
             return False
         async with self._lock:
             if self._kernel is None:
@@ -208,13 +252,19 @@ class KernelSession:
         await kernel.interrupt()
         end = await kernel.wait(msg_id, time.monotonic() + self.config.interrupt_grace, lambda *_: None)
         if end is not CellEnd.IDLE and self._kernel is kernel:
-            self._lost = "the previous cell was abandoned and its kernel restarted"
+            self._lost = (
+                "the previous cell was cancelled by its caller and did not stop when interrupted, so its "
+                "kernel was restarted"
+            )
             await self._drop_kernel()
 
     # --------------------------------------------------------------------------------- running
-    def _save_image(self, png: bytes) -> str:
+    def _save_image(self, png: bytes) -> str | None:
+        if self.outputs_budget is not None and not self.outputs_budget.make_room(len(png)):
+            return None
         self._figures += 1
         path = self.workdir / f"fig-{self._figures}.png"
+        self.workdir.mkdir(parents=True, exist_ok=True)  # an outputs cleanup may have removed it
         path.write_bytes(png)
         return str(path)
 
@@ -238,18 +288,18 @@ class KernelSession:
             raise ValueError("timeout must be positive")
         async with self._lock:
             self._check_open()
-            self.busy = True
+            self._busy = True
             try:
                 return await self._execute(code, limit)
             finally:
-                self.busy = False
-                self.last_used = time.monotonic()
+                self._busy = False
+                self._last_used = time.monotonic()
 
     async def _execute(self, code: str, limit: float) -> ExecutionResult:
         await self._finish_recovery()
         kernel = await self._ensure_kernel()
         lost, self._lost = self._lost, None
-        collector = CellCollector(self.config.max_output_chars, self.config.max_images, self._save_image)
+        collector = CellCollector(self.config.output_caps(), self._save_image)
         start = time.monotonic()
         msg_id = kernel.send(code)
         timed_out = interrupted = restarted = died = False
@@ -269,10 +319,13 @@ class KernelSession:
             raise
         duration = time.monotonic() - start
         exit_code = kernel.exit_code if died else None
+        stopped = 0
         if died or restarted:
             await self._drop_kernel()
+        elif kernel.cpu.mode == "reaper":
+            stopped = await asyncio.to_thread(kernel.reap_strays)
         return ExecutionResult(
             **collector.fields(), previous_state_lost=lost, duration_s=duration, timeout_s=limit,
             timed_out=timed_out, interrupted=interrupted, restarted=restarted, kernel_died=died,
-            exit_code=exit_code, workdir=kernel.workdir,
+            exit_code=exit_code, workdir=kernel.workdir, stopped_processes=stopped,
         )

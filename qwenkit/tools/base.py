@@ -127,6 +127,9 @@ class Tool(ABC):
             later. False: the registry cancels the call at the deadline.
         sequential: Calls of this tool share state that depends on order: when the model writes several
             calls in one turn, they run one after another in the order written instead of concurrently.
+        timeout_margin: With ``handles_timeout``: how long after its limit a call may still take to stop
+            (interrupting, restarting, a cold start before the limit's clock starts); the registry's safety
+            deadline is at least this late.
         requires_approval: A person must approve each call before it runs: ``True``, or a function of the
             call's arguments and context deciding per call. The run stops with status
             ``awaiting_approval``; `Agent.resume` carries on with the decisions.
@@ -136,6 +139,7 @@ class Tool(ABC):
     args_model: type[BaseModel] | None = None
     timeout: float | None = None
     handles_timeout: bool = False
+    timeout_margin: float = 0.0
     sequential: bool = False
     requires_approval: bool | ApprovalRule = False
 

@@ -130,7 +130,7 @@ class ToolRegistry:
             # The tool stops itself cleanly at ctx.timeout (the interpreter interrupts its cell); the registry
             # only keeps a later safety deadline in case that stop hangs.
             ctx = dataclasses.replace(ctx, timeout=limit)
-            deadline = asyncio.timeout(None if limit is None else limit + SAFETY_MARGIN_S)
+            deadline = asyncio.timeout(None if limit is None else limit + max(SAFETY_MARGIN_S, tool.timeout_margin))
         else:
             ctx = dataclasses.replace(ctx, timeout=limit)
             deadline = asyncio.timeout(limit)

@@ -8,6 +8,8 @@ import time
 import warnings
 from typing import Any
 
+import pytest
+
 from qwenkit import Agent, tool
 from qwenkit.testing import ScriptedModel
 from qwenkit.tools import Tool, ToolContext
@@ -105,3 +107,24 @@ def test_close_is_safe_after_runs_and_json_of_results_is_plain() -> None:
     result = agent.run("hi")
     agent.close()
     assert json.loads(result.model_dump_json())["answer"] == "fine"
+
+
+@pytest.mark.sandbox
+def test_a_dropped_agent_kills_its_code_interpreter_kernels() -> None:
+    import psutil
+
+    from qwenkit import CodeInterpreter
+
+    call = ('<tool_call>\n{"name": "code_interpreter", "arguments": {"code": "import os; print(os.getpid())"}}\n'
+            "</tool_call>")
+    agent = Agent(ScriptedModel([call, "ok"]), tools=[CodeInterpreter()], name="forgetful")
+    agent.run("go", conversation_id="kept-open")  # the kernel stays: the conversation was never closed
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    assert before, "a kernel process should be running"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del agent
+        gc.collect()
+    assert any("forgetful" in str(w.message) for w in caught)
+    alive = [pid for pid in before if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    assert alive == []

@@ -109,3 +109,18 @@ async def test_a_failed_model_call_marks_its_span() -> None:
     await Agent(ScriptedModel([])).arun("go")  # runs out at once: a ModelError
     (chat,) = _by_name(_EXPORTER.get_finished_spans(), "chat ")
     assert chat.status.status_code == StatusCode.ERROR and chat.attributes["error.type"] == "ModelError"
+
+
+@pytest.mark.sandbox
+async def test_sandbox_execution_gets_its_own_child_span() -> None:
+    from qwenkit import CodeInterpreter
+
+    async with Agent(ScriptedModel([call("code_interpreter", code="print(6*7)"), "42"]),
+                     tools=[CodeInterpreter()]) as agent:
+        await agent.arun("go")
+    spans = _EXPORTER.get_finished_spans()
+    (tool_span,) = _by_name(spans, "execute_tool code_interpreter")
+    (sandbox,) = _by_name(spans, "sandbox.execute")
+    assert sandbox.parent is not None and sandbox.parent.span_id == tool_span.context.span_id
+    assert sandbox.attributes["qwenkit.sandbox.timed_out"] is False
+    assert sandbox.attributes["qwenkit.sandbox.duration_s"] > 0

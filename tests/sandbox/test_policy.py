@@ -20,6 +20,7 @@ from qwenkit.sandbox import (
     doctor_report,
     get_policy,
 )
+from qwenkit.sandbox.cpu import detect_cpu_control
 from qwenkit.sandbox.isolation.base import KernelDirs, LaunchRequest
 from qwenkit.sandbox.limits import MiB
 
@@ -104,6 +105,7 @@ def test_doctor_report(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     report = doctor_report()
     text = report.to_text()
     assert "kernel packages" in text and "CJK font" in text and report.to_json().startswith("{")
+    assert f"cpu share: {detect_cpu_control().mode}" in text  # which CPU share mechanism is active
     if BubblewrapPolicy().check().ok:
         assert report.policy == "bubblewrap" and "namespaces" in text
     import qwenkit.sandbox.doctor as doctor

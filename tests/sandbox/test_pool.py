@@ -64,9 +64,13 @@ async def test_idle_sessions_are_reaped() -> None:
         r = await s.execute("1+1")  # the session is still usable, and says why its state is gone
         assert r.result == "2" and r.previous_state_lost is not None and "without use" in r.previous_state_lost
         busy = pool.session()
-        task = asyncio.ensure_future(busy.execute("import time; time.sleep(1.5); 'done'"))
-        await asyncio.sleep(1.2)
-        assert busy.kernel is not None  # a session running code is never reaped
+        task = asyncio.ensure_future(busy.execute("import time; time.sleep(2); 'done'"))
+        for _ in range(600):  # a cold kernel start: seconds on a loaded machine
+            if busy.kernel is not None:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # past idle_timeout + reap_interval, while the cell still runs
+        assert busy.kernel is not None and not task.done()  # a session running code is never reaped
         assert (await task).result == "'done'"
     assert descendant_kernel_processes() == []
 

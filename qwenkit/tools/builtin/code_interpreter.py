@@ -4,19 +4,26 @@ The model sends ``code`` (a fenced block is accepted too); the observation holds
 last value, a short traceback on errors, ``![fig-N](path)`` for each image, and notes on truncation,
 timeouts and restarts. Kernels come from a `KernelPool` (isolated with bubblewrap by default) and are
 killed when their conversation ends.
+
+Errors: whatever the code does reaches the model as an observation. `qwenkit.errors.SandboxUnavailable`
+(the machine cannot isolate kernels) is raised, never turned into text: the operator has to act, not
+the model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qwenkit import tracing
+from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
-from qwenkit.sandbox.limits import ResourceLimits
+from qwenkit.sandbox.limits import MiB, ResourceLimits
 from qwenkit.sandbox.pool import KernelPool
 from qwenkit.sandbox.session import KernelSession, SessionConfig
 from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput
@@ -59,6 +66,11 @@ class CodeArgs(BaseModel):
 class CodeInterpreter(Tool):
     """The ``code_interpreter`` tool: one sandboxed kernel session per conversation.
 
+    The tool applies its time limit itself (``handles_timeout``): `ToolContext.timeout` when the caller
+    sets one, else ``timeout``. A cell past it is interrupted, the model is told "interrupted after N s",
+    and the kernel keeps its state; only a cell that ignores the interrupt costs a kernel restart. Calls
+    of one turn run in order (``sequential``), as they share the kernel's state.
+
     Args:
         timeout: Seconds each cell may run before it is interrupted (and the kernel restarted if it
             does not stop).
@@ -72,7 +84,14 @@ class CodeInterpreter(Tool):
         workdir_root: Directory under which each conversation's images are kept (one subdirectory
             per conversation, never removed). Default: temporary directories removed when the
             conversation ends.
+        outputs_max_bytes: Size budget of ``workdir_root``: before an image is saved there, the oldest
+            files under it are deleted until it fits (``None``: no budget).
         idle_timeout: Seconds a conversation's kernel may stay idle before it is killed.
+
+    Attributes:
+        timeout: The default cell time limit (what the registry passes as `ToolContext.timeout`).
+        timeout_margin: Seconds after the cell limit that a call may still take (interrupt grace,
+            kernel restart or cold start); a caller's safety deadline should leave at least this much.
     """
 
     spec = ToolSpec(
@@ -86,6 +105,8 @@ class CodeInterpreter(Tool):
         },
     )
     args_model = CodeArgs
+    handles_timeout = True
+    sequential = True
 
     def __init__(
         self,
@@ -97,6 +118,7 @@ class CodeInterpreter(Tool):
         limits: ResourceLimits | None = None,
         config: SessionConfig | None = None,
         workdir_root: str | Path | None = None,
+        outputs_max_bytes: int | None = 512 * MiB,
         idle_timeout: float | None = 600.0,
     ) -> None:
         config = config or SessionConfig()
@@ -109,16 +131,22 @@ class CodeInterpreter(Tool):
             "size": pool_size, "policy": policy, "limits": limits, "config": config, "idle_timeout": idle_timeout,
         }
         self.workdir_root = Path(workdir_root) if workdir_root is not None else None
+        self.outputs_budget = (
+            OutputsBudget(self.workdir_root, outputs_max_bytes)
+            if self.workdir_root is not None and outputs_max_bytes is not None else None
+        )
         self._sessions: dict[str, KernelSession] = {}
         self._lock = asyncio.Lock()
-        # Backstop for the registry's own timeout: the cell limit plus time to interrupt, restart and
-        # start a kernel, so the interpreter's own (more informative) timeout handling comes first.
-        self.timeout = config.timeout + config.interrupt_grace + 60.0
+        self.timeout = config.timeout
+        # Interrupt grace, a kernel restart or a cold start can follow the cell limit: a safety
+        # deadline must not cut the interpreter's own (more informative) timeout handling short.
+        self.timeout_margin = config.interrupt_grace + 60.0
 
     async def _pool_for_use(self) -> KernelPool:
         if self._pool is None:
             pool = KernelPool(**self._pool_args)
-            await pool.start(wait=False)  # raises SandboxUnavailable, which the model is shown
+            # Raises SandboxUnavailable, which ends the run: the model cannot make the machine isolate code.
+            await pool.start(wait=False)
             self._pool = pool
         return self._pool
 
@@ -132,7 +160,7 @@ class CodeInterpreter(Tool):
                 if self.workdir_root is not None:
                     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", conversation_id)[:100] or "conversation"
                     workdir = self.workdir_root / safe
-                session = pool.session(self.config, workdir=workdir)
+                session = pool.session(self.config, workdir=workdir, outputs_budget=self.outputs_budget)
                 self._sessions[conversation_id] = session
             return session
 
@@ -141,9 +169,16 @@ class CodeInterpreter(Tool):
         if not code.strip():
             raise ModelRetry("the code is empty; send the Python code to run in the `code` argument")
         session = await self.session(ctx.conversation_id)
-        # A per-call limit, where the caller's context carries one, is honoured over the tool's own.
-        call_timeout = getattr(ctx, "timeout", None)
-        result = await session.execute(code, timeout=call_timeout if isinstance(call_timeout, int | float) else None)
+        # The caller's limit for this call, else the tool's own; the session interrupts the cell at it.
+        # A cell always has a finite limit: a kernel busy forever would hold its conversation forever.
+        wanted = ctx.timeout
+        limit = wanted if wanted is not None and 0 < wanted < math.inf else self.config.timeout
+        with tracing.sandbox_span(ctx.conversation_id) as span:
+            result = await session.execute(code, timeout=limit)
+            if span.is_recording():
+                span.set_attribute("qwenkit.sandbox.duration_s", result.duration_s)
+                span.set_attribute("qwenkit.sandbox.timed_out", result.timed_out)
+                span.set_attribute("qwenkit.sandbox.ok", result.ok)
         return ToolOutput(
             text=result.to_observation(), images=list(result.images), data=result.model_dump(),
             is_error=not result.ok,
@@ -164,3 +199,23 @@ class CodeInterpreter(Tool):
         if self._pool is not None and self._own_pool:
             pool, self._pool = self._pool, None
             await pool.aclose()
+
+    def close_now(self) -> bool:
+        """`kill_now` for `Tool.close_now`: whether any kernel was still held."""
+        held = bool(self._sessions) or (self._pool is not None and self._own_pool)
+        self.kill_now()
+        return held
+
+    def kill_now(self) -> None:
+        """Kill every kernel of this tool at once, without an event loop (for an `Agent`'s finaliser).
+
+        Synchronous and idempotent: SIGKILLs the kernels of all conversations and, if the tool made its
+        own pool, the pool's warm kernels (see `KernelPool.kill_now`). The tool can still be used
+        afterwards: new conversations get new sessions (and a new pool).
+        """
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.kill_now()
+        if self._pool is not None and self._own_pool:
+            pool, self._pool = self._pool, None
+            pool.kill_now()
