@@ -1,8 +1,9 @@
 """The `qwenkit` command: run and chat with an agent; other subcommands come from their own modules.
 
 Each subcommand module exposes ``register(subparsers)`` that adds its parser and sets ``handler`` (a
-function of the parsed args returning an exit code). Errors the user can fix are raised as
-`ConfigError` or `ModelError` and printed as one line with exit code 2, never as a traceback.
+function of the parsed args returning an exit code) and, optionally, ``check`` (a function that validates
+the parsed args before anything is built, raising `ConfigError`). Every `QwenkitError` is printed as one
+line with exit code 2, never as a traceback.
 """
 
 from __future__ import annotations
@@ -11,28 +12,17 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
-from qwenkit.errors import ConfigError, ModelError
+from qwenkit._cli.args import Parser
+from qwenkit._cli.output import make_stdio_safe, print_error
+from qwenkit._cli.settings import add_model_options
+from qwenkit.errors import QwenkitError
 
 Handler = Callable[[argparse.Namespace], int]
+Check = Callable[[argparse.Namespace], None]
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line with exit code 2 (argparse prints usage too)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"qwenkit: error: {message} (see '{self.prog} --help')\n")
-
-
-def add_model_options(p: argparse.ArgumentParser) -> None:
-    """Options that pick the model server; defaults come from QWENKIT_* environment variables."""
-    p.add_argument("--base-url", default=os.environ.get("QWENKIT_BASE_URL"),
-                   help="OpenAI-compatible server URL, e.g. http://127.0.0.1:8000/v1 (env QWENKIT_BASE_URL)")
-    p.add_argument("--model", default=os.environ.get("QWENKIT_MODEL"),
-                   help="model name on that server (env QWENKIT_MODEL)")
-    p.add_argument("--api-key", default=os.environ.get("QWENKIT_API_KEY", "EMPTY"),
-                   help="API key (env QWENKIT_API_KEY)")
+# `add_model_options` and `print_error` stay importable from here (`qwenkit.bench.cli` imports them).
+__all__ = ["add_model_options", "build_parser", "main", "parse_args", "print_error"]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -54,14 +44,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if sandbox.ok and llama.ok else 1
 
 
-def _register_doctor(sub: argparse._SubParsersAction[_Parser]) -> None:
+def _register_doctor(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("doctor", help="check the sandbox (bubblewrap) and the embedded llama.cpp build")
     p.add_argument("--probe", action="store_true", help="also start an isolated kernel and run 1+1 in it")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=cmd_doctor)
 
 
-def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction[_Parser]], None]]:
+def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction[Parser]], None]]:
     # Imported here so `qwenkit --help` stays fast and a broken optional part cannot break the rest.
     from qwenkit.agents.cli import register as register_agent
     from qwenkit.bench.cli import register as register_bench
@@ -70,33 +60,52 @@ def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction[_Parser]]
     return [register_agent, register_models, register_bench, _register_doctor]
 
 
-def build_parser() -> _Parser:
+def build_parser() -> Parser:
     """Build the argument parser with every subcommand."""
-    parser = _Parser(prog="qwenkit", description="Agents and tool calling for Qwen chat models.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="qwenkit", description="Agents and tool calling for Qwen chat models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for register in _subcommand_modules():
         register(sub)
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None,
+               ) -> argparse.Namespace:
+    """Parse and validate the command line, building nothing; defaults come from ``os.environ``.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+        parser: A parser from `build_parser` to reuse (default: a new one, reading the environment now).
+
+    Raises:
+        SystemExit: A flag is malformed (argparse has printed one line; the code is 2).
+        QwenkitError: A value is unusable (the message names the flag or environment variable).
+    """
+    args = (parser or build_parser()).parse_args(argv)
+    check: Check | None = getattr(args, "check", None)
+    if check is not None:
+        check(args)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qwenkit`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
+    make_stdio_safe()
     try:
+        args = parse_args(argv)
+        handler: Handler = args.handler
         return handler(args)
-    except (ConfigError, ModelError) as exc:
-        print_error(str(exc))
+    except QwenkitError as exc:
+        print_error(str(exc) or type(exc).__name__)
         return 2
     except KeyboardInterrupt:
         print_error("interrupted")
         return 130
-
-
-def print_error(message: str) -> None:
-    """Print ``message`` as one ``qwenkit: error:`` line on stderr (never wrapped)."""
-    one_line = " ".join(message.split())
-    print(f"qwenkit: error: {one_line}", file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        # The reader went away (`qwenkit run ... --json | head -1`): stop quietly, as Unix tools do. Point
+        # stdout at /dev/null so the interpreter's final flush cannot raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

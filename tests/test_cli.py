@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from tests.llm.stub_server import Reply, ThreadedStub, chat_body
 
@@ -102,3 +104,73 @@ def test_python_dash_m_qwenkit_runs_the_command() -> None:
     p = subprocess.run([sys.executable, "-m", "qwenkit", "run", "hi", "--format", "xml"], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 2 and "invalid choice" in p.stderr
+
+
+def one_line_exit_2(p: subprocess.CompletedProcess[str]) -> str:
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stdout + p.stderr and p.stderr.count("\n") == 1, p.stderr
+    assert p.stderr.startswith("qwenkit: error: ")
+    return p.stderr
+
+
+def test_hostile_settings_are_one_line_exit_2_naming_the_setting() -> None:
+    # The cases of issue 9 that were tracebacks or silent nonsense; tests/test_cli_validation.py has the rest.
+    server = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
+    cases: list[tuple[list[str], dict[str, str], str]] = [
+        (["run", "hi", "--temperature", "nan", *server], {}, "argument --temperature: expected a finite number"),
+        (["run", "hi", "--model", "m"], {"QWENKIT_BASE_URL": "http://127.0.0.1:99999/v1"},
+         "QWENKIT_BASE_URL: the model server URL 'http://127.0.0.1:99999/v1' is not a valid URL"),
+        (["run", "hi", "--model", "m", "--base-url", "http://[::1/v1"], {},
+         "--base-url: the model server URL 'http://[::1/v1' is not a valid URL"),
+        (["run", "hi", *server], {"QWENKIT_API_KEY": "clé"}, "QWENKIT_API_KEY: the API key has a non-ASCII"),
+        (["run", "hi", *server], {"QWENKIT_API_KEY": "sk-1\n"}, "QWENKIT_API_KEY: the API key has a line break"),
+        (["run", "", *server], {}, "the question is empty"),
+    ]
+    with ThreadPoolExecutor(3) as pool:  # each start imports qwenkit; overlap them
+        runs = list(pool.map(lambda case: qwenkit(*case[0], env=case[1]), cases))
+    for (argv, _, says), p in zip(cases, runs, strict=True):
+        assert says in one_line_exit_2(p), argv
+
+
+def test_dash_reads_the_question_from_stdin_and_bad_bytes_are_one_line_exit_2() -> None:
+    with ThreadedStub([Reply(body=chat_body("Four."))]) as srv:
+        p = qwenkit("run", "-", "--base-url", srv.base_url, "--model", "m", stdin="What is 2+2?\n")
+    assert p.returncode == 0 and "Four." in p.stdout, p.stderr
+    assert srv.requests[0]["messages"][-1]["content"] == "What is 2+2?\n"
+    bad = subprocess.run([sys.executable, "-m", "qwenkit.cli", "run", "-", "--base-url", "http://127.0.0.1:9/v1",
+                          "--model", "m"], input=b"caf\xe9?", capture_output=True, timeout=60)
+    err = one_line_exit_2(subprocess.CompletedProcess(bad.args, bad.returncode, bad.stdout.decode(),
+                                                      bad.stderr.decode()))
+    assert "the question on standard input is not valid UTF-8 (byte 4 is 0xe9)" in err
+
+
+def test_chat_with_invalid_utf8_on_stdin_is_one_line_exit_2() -> None:
+    with ThreadedStub([Reply(body=chat_body("Hello."))]) as srv:
+        p = subprocess.run([sys.executable, "-m", "qwenkit.cli", "chat", "--base-url", srv.base_url, "--model", "m"],
+                           input=b"hi\n\xff\xfe\nnever sent\n", capture_output=True, timeout=60)
+    assert p.returncode == 2 and b"Traceback" not in p.stderr + p.stdout
+    assert p.stderr.decode() == "qwenkit: error: line 2 of standard input is not valid UTF-8 (byte 1 is 0xff)\n"
+    assert b"Hello." in p.stdout and len(srv.requests) == 1
+
+
+def test_lone_surrogates_from_the_server_never_crash_the_output(tmp_path: Path) -> None:
+    # JSON may carry a lone surrogate as an escape; every way the CLI writes the reply must survive it.
+    for extra in ([], ["--json"], ["--transcript", str(tmp_path / "run.jsonl")]):
+        with ThreadedStub([Reply(body=chat_body("half \ud800 a pair"))]) as srv:
+            p = subprocess.run([sys.executable, "-m", "qwenkit.cli", "run", "hi", "--base-url", srv.base_url,
+                                "--model", "m", *extra], capture_output=True, timeout=60)
+        assert p.returncode == 0 and b"Traceback" not in p.stderr, p.stderr
+        assert "half \ufffd a pair" in p.stdout.decode("utf-8"), extra
+    assert "half \ufffd a pair" in (tmp_path / "run.jsonl").read_text(encoding="utf-8")
+
+
+def test_a_closed_output_pipe_ends_quietly() -> None:
+    # `qwenkit run ... --json | head -0`: the reader is gone before the first line.
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("QWENKIT_")}
+    with ThreadedStub([Reply(body=chat_body("hello"))]) as srv:
+        p = subprocess.Popen([sys.executable, "-m", "qwenkit.cli", "run", "hi", "--base-url", srv.base_url,
+                              "--model", "m", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.close()
+        err = p.stderr.read()
+        assert p.wait(timeout=60) == 141 and err == b""

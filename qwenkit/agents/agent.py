@@ -234,42 +234,56 @@ class Agent(Generic[DepsT]):
             TranscriptLocked: Another process is running or resuming this transcript.
             TranscriptError: The file is not a qwenkit transcript, or is corrupt before its last line.
         """
-        if isinstance(transcript, RunResult):
-            return await self._resume_result(transcript, approvals or {}, limits, deps)
-        writer = TranscriptWriter(transcript)
-        try:
-            state = load_transcript(transcript)
-            if state.finished is not None:
-                writer.close()
-                return await self._typed(state.finished)
-            decisions = {**state.decisions, **_checked(approvals or {}, unanswered_calls(state.messages))}
-            for call_id, decision in (approvals or {}).items():
-                writer.write(ApprovalDecision(call_id=call_id, approved=decision is True,
-                                              reason=decision if isinstance(decision, str) else ""))
-        except BaseException:
-            writer.close()
-            raise
-        events = self._events(
-            state.messages, conversation_id=state.conversation_id, writer=writer, deps=deps,
-            steps_done=state.steps_done, tool_calls_done=state.tool_calls_done, usage=state.usage,
-            stream_tokens=False, resumed=True, limits=limits, decisions=decisions,
-        )
-        try:
-            return await _result_of(events)
-        finally:
-            await asyncio.shield(self.tools.close_conversation(state.conversation_id))
+        return await _result_of(self._resume(transcript, approvals, limits, deps, stream_tokens=False))
 
-    async def _resume_result(self, result: RunResult, approvals: Mapping[str, bool | str],
-                             limits: UsageLimits | None, deps: Any) -> RunResult:
-        if result.status not in RESUMABLE_STATUSES:
-            return result
-        decisions = _checked(approvals, unanswered_calls(result.messages))
-        events = self._events(
-            result.messages, conversation_id=result.conversation_id, writer=None, deps=deps,
-            steps_done=result.steps, tool_calls_done=result.tool_calls, usage=result.usage, stream_tokens=False,
-            resumed=True, limits=limits, decisions=decisions,
+    def stream_resume(
+        self, transcript: str | Path | RunResult, *, approvals: Mapping[str, bool | str] | None = None,
+        limits: UsageLimits | None = None, deps: DepsT | None = None,
+    ) -> AsyncIterator[Event]:
+        """`aresume` as a stream of the resumed run's events, text deltas included (a finished run yields
+        only its `RunFinished`). Errors are raised when iteration starts."""
+        return self._resume(transcript, approvals, limits, deps, stream_tokens=True)
+
+    async def _resume(
+        self, transcript: str | Path | RunResult, approvals: Mapping[str, bool | str] | None,
+        limits: UsageLimits | None, deps: Any, *, stream_tokens: bool,
+    ) -> AsyncGenerator[Event, None]:
+        writer: TranscriptWriter | None = None
+        if isinstance(transcript, RunResult):
+            if transcript.status not in RESUMABLE_STATUSES:
+                yield RunFinished(result=transcript)
+                return
+            messages, cid = transcript.messages, transcript.conversation_id
+            steps, tool_calls, usage = transcript.steps, transcript.tool_calls, transcript.usage
+            decisions = _checked(approvals or {}, unanswered_calls(messages))
+        else:
+            writer = TranscriptWriter(transcript)
+            try:
+                state = load_transcript(transcript)
+                if state.finished is not None:
+                    writer.close()
+                    yield RunFinished(result=await self._typed(state.finished))
+                    return
+                messages, cid = state.messages, state.conversation_id
+                steps, tool_calls, usage = state.steps_done, state.tool_calls_done, state.usage
+                decisions = {**state.decisions, **_checked(approvals or {}, unanswered_calls(messages))}
+                for call_id, decision in (approvals or {}).items():
+                    writer.write(ApprovalDecision(call_id=call_id, approved=decision is True,
+                                                  reason=decision if isinstance(decision, str) else ""))
+            except BaseException:
+                writer.close()
+                raise
+        inner = self._events(
+            messages, conversation_id=cid, writer=writer, deps=deps, steps_done=steps, tool_calls_done=tool_calls,
+            usage=usage, stream_tokens=stream_tokens, resumed=True, limits=limits, decisions=decisions,
         )
-        return await _result_of(events)
+        try:
+            async with contextlib.aclosing(inner) as run:
+                async for event in run:
+                    yield event
+        finally:
+            if writer is not None:  # a transcript's run cannot be continued in memory: free its tools
+                await asyncio.shield(self.tools.close_conversation(cid))
 
     async def _typed(self, finished: RunResult) -> RunResult:
         """A finished result read back from a transcript holds JSON; give it the agent's output type again."""

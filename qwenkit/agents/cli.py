@@ -6,17 +6,20 @@ import argparse
 import asyncio
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from qwenkit._cli.approval import APPROVE_MODES, decide
 from qwenkit._cli.args import non_negative_float, positive_int, seed
 from qwenkit._cli.output import check_text, decode_input, event_json, print_error, read_stdin_text
 from qwenkit._cli.settings import add_model_options, check_server_settings
+from qwenkit._cli.tracing import TRACE_MODES, install_tracing
 from qwenkit.agents.agent import Agent
 from qwenkit.agents.console import EventPrinter
-from qwenkit.agents.events import RunFinished, RunResult
+from qwenkit.agents.events import Event, RunFinished, RunResult
 from qwenkit.errors import ConfigError, TranscriptError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import FORMAT_NAMES
@@ -45,6 +48,13 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
                    help="sampling temperature, 0 or more (default: 0, greedy)")
     p.add_argument("--seed", type=seed, default=0, help="sampling seed (default: 0)")
     p.add_argument("--max-tokens", type=positive_int, default=1024, help="most tokens per reply (default: 1024)")
+    p.add_argument("--require-approval", action="append", default=[], choices=sorted(BUILTIN_TOOLS),
+                   metavar="NAME", help="a person must approve each call of this built-in tool (repeatable)")
+    p.add_argument("--approve", choices=APPROVE_MODES, default="ask",
+                   help="how calls that need approval are decided: ask y/n on the terminal (default), "
+                        "approve all, or deny all (none)")
+    p.add_argument("--trace", choices=TRACE_MODES, default=None,
+                   help="emit OpenTelemetry spans: console (on stderr) or otlp (OTEL_EXPORTER_OTLP_* settings)")
 
 
 def uses_server(args: argparse.Namespace) -> bool:
@@ -103,28 +113,40 @@ def _local_model(name_or_path: str | None) -> ChatModel:
     from qwenkit.llm.local import LocalModel
     from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
 
-    if name_or_path and name_or_path.endswith(".gguf"):
-        if not Path(name_or_path).is_file():
-            raise ConfigError(f"--local: no GGUF file at {name_or_path}")
-        return LocalModel(name_or_path)
-    return LocalModel(ModelStore().path(name_or_path or DEFAULT_MODEL))
+    # The store and the backend describe the problem; say which setting chose the model.
+    where = "--local" if name_or_path else "the embedded model (used without --base-url or QWENKIT_BASE_URL)"
+    try:
+        if name_or_path and name_or_path.endswith(".gguf"):
+            if not Path(name_or_path).is_file():
+                raise ConfigError(f"no GGUF file at {name_or_path}")
+            return LocalModel(name_or_path)
+        return LocalModel(ModelStore().path(name_or_path or DEFAULT_MODEL))
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def make_agent(args: argparse.Namespace) -> Agent:
     """Build the agent the flags describe (call `check_agent_args` first for flag-naming errors)."""
+    if args.trace:
+        install_tracing(args.trace)
     sampling = Sampling(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
-    return Agent(make_model(args), tools=make_tools(args.tool), format=args.format, system=args.system,
+    tools = make_tools([*args.tool, *args.require_approval])  # a tool that needs approval is enabled too
+    for t in tools:
+        if t.name in args.require_approval:
+            t.requires_approval = True
+    return Agent(make_model(args), tools=tools, format=args.format, system=args.system,
                  max_steps=args.max_steps, sampling=sampling)
 
 
-async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Console,
+async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Console, approve: str,
                     history: list[Message] | None = None, conversation_id: str | None = None,
                     transcript: str | None = None) -> RunResult:
+    """One run, printed as it goes; a run that waits for approval is decided (``approve``) and resumed."""
     show = EventPrinter(console)
-    result: RunResult | None = None
-    try:
-        async for event in agent.stream(prompt, history=history, conversation_id=conversation_id,
-                                        transcript=transcript):
+
+    async def shown(events: AsyncIterator[Event]) -> RunResult:
+        result: RunResult | None = None
+        async for event in events:
             if as_json:
                 if event.type != "text_delta":
                     sys.stdout.write(event_json(event) + "\n")
@@ -133,9 +155,18 @@ async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Consol
                 show(event)
             if isinstance(event, RunFinished):
                 result = event.result
+        assert result is not None, "a run always ends with RunFinished"
+        return result
+
+    try:
+        result = await shown(agent.stream(prompt, history=history, conversation_id=conversation_id,
+                                          transcript=transcript))
+        while result.status == "awaiting_approval":
+            decisions = await asyncio.to_thread(decide, result.pending_approvals, approve)
+            result = await shown(agent.stream_resume(transcript if transcript is not None else result,
+                                                     approvals=decisions))
     except TranscriptError as err:
         raise type(err)(f"--transcript {transcript}: {err}") from None
-    assert result is not None, "a run always ends with RunFinished"
     return result
 
 
@@ -153,12 +184,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if question == STDIN:
         question = check_question(read_stdin_text("the question"), "the question on standard input")
     agent = make_agent(args)
+    cid = uuid.uuid4().hex
 
     async def go() -> RunResult:
         try:
-            return await _run_once(agent, question, as_json=args.json, console=Console(),
-                                   transcript=args.transcript)
+            # An explicit conversation keeps the interpreter's state while the run waits for an approval.
+            return await _run_once(agent, question, as_json=args.json, console=Console(), approve=args.approve,
+                                   transcript=args.transcript, conversation_id=cid)
         finally:
+            await agent.close_conversation(cid)
             await agent.aclose()
 
     return _exit_code(asyncio.run(go()))
@@ -212,8 +246,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
                     continue
                 if not line.strip():
                     continue
-                result = await _run_once(agent, line, as_json=False, console=console, history=history,
-                                         conversation_id=cid)
+                result = await _run_once(agent, line, as_json=False, console=console, approve=args.approve,
+                                         history=history, conversation_id=cid)
                 if result.status == "error":
                     console.print(f"[red]error:[/red] {escape(result.error or 'the run failed')}", highlight=False)
                 else:
