@@ -51,13 +51,27 @@ def _register_doctor(sub: argparse._SubParsersAction[Parser]) -> None:
     p.set_defaults(handler=cmd_doctor)
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """``qwenkit mcp ...``: the MCP server's own command line (`qwenkit.mcp.cli`)."""
+    from qwenkit.mcp.cli import main as mcp_main
+
+    return mcp_main(list(args.rest))
+
+
+def _register_mcp(sub: argparse._SubParsersAction[Parser]) -> None:
+    p = sub.add_parser("mcp", help="serve qwenkit's tools (the sandboxed code interpreter) over MCP: "
+                                   "qwenkit mcp serve --help", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of 'qwenkit mcp' (serve ...)")
+    p.set_defaults(handler=cmd_mcp)
+
+
 def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction[Parser]], None]]:
     # Imported here so `qwenkit --help` stays fast and a broken optional part cannot break the rest.
     from qwenkit.agents.cli import register as register_agent
     from qwenkit.bench.cli import register as register_bench
     from qwenkit.llm.store_cli import register as register_models
 
-    return [register_agent, register_models, register_bench, _register_doctor]
+    return [register_agent, register_models, register_bench, _register_doctor, _register_mcp]
 
 
 def build_parser() -> Parser:

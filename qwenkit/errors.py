@@ -53,6 +53,14 @@ class ChecksumError(PullError):
     """A source's bytes did not match the pin; the file was refused and deleted."""
 
 
+class MCPServerError(ConfigError):
+    """An MCP server cannot be used: it did not start, does not speak MCP, or stopped.
+
+    A `ConfigError`, so an agent run that meets it ends (the model cannot restart a server); the message
+    names the server and what happened.
+    """
+
+
 class BenchError(QwenkitError):
     """A benchmark cannot run: its data is missing or malformed, or its output folder is unusable."""
 
@@ -66,6 +74,17 @@ class TranscriptLocked(TranscriptError):
 
 
 __all__ = [
-    "BenchError", "ChecksumError", "ConfigError", "KernelStartError", "ModelError", "PullError", "QwenkitError",
-    "SandboxError", "SandboxUnavailable", "SessionClosed", "TranscriptError", "TranscriptLocked",
+    "BenchError",
+    "ChecksumError",
+    "ConfigError",
+    "KernelStartError",
+    "MCPServerError",
+    "ModelError",
+    "PullError",
+    "QwenkitError",
+    "SandboxError",
+    "SandboxUnavailable",
+    "SessionClosed",
+    "TranscriptError",
+    "TranscriptLocked",
 ]

@@ -136,6 +136,8 @@ class Completion(_Frozen):
         finish_reason: ``stop``, ``length``, ``tool_calls`` or whatever the backend said.
         stop_word: The stop word that ended generation, when the backend reports it.
         usage: Token counts.
+        reasoning: Thinking the server returned apart from the text (vLLM's ``reasoning_content`` with a
+            reasoning parser); empty when the thinking, if any, is inside ``text``.
     """
 
     text: str = ""
@@ -143,3 +145,4 @@ class Completion(_Frozen):
     finish_reason: str | None = None
     stop_word: str | None = None
     usage: Usage = Usage()
+    reasoning: str = ""

@@ -23,10 +23,12 @@ from qwenkit.agents.loop import run_loop
 from qwenkit.agents.output import OutputSpec, OutputValidator
 from qwenkit.agents.transcript import TranscriptWriter, load_transcript
 from qwenkit.errors import ConfigError
+from qwenkit.llm.autoformat import FormatChoice, choose_format
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import get_format
 from qwenkit.llm.formats.base import PromptFormat
-from qwenkit.tools.base import DepsT, Tool
+from qwenkit.llm.template_info import DescribesTemplate
+from qwenkit.tools.base import DepsT, Tool, Toolset
 from qwenkit.tools.registry import ToolRegistry
 from qwenkit.types import Message, SystemMessage, ToolCall, Usage, UserMessage
 
@@ -44,8 +46,11 @@ class Agent(Generic[DepsT]):
 
     Args:
         model: Any `ChatModel` (``OpenAICompatible``, the embedded backend, or a test model).
-        tools: A `ToolRegistry`, or tools to put in a new one.
-        format: The prompt format: a `PromptFormat` or one of ``react``, ``qwen``, ``nous``, ``native``.
+        tools: A `ToolRegistry`, or tools to put in a new one; toolsets among them (MCP servers) are started
+            on the first run and their tools added, and closed by `aclose`.
+        format: The prompt format: a `PromptFormat`, a format name (``nous``, ``qwen``, ``react``,
+            ``native``...), or ``auto`` (the default): chosen on the first run from what the model's own chat
+            template does (see `qwenkit.llm.autoformat`), ``nous`` when no template is visible.
         system: System prompt put before each new conversation (``None``: none).
         max_steps: Most model calls in one run.
         sampling: Sampling settings (temperature 0 and seed 0 by default).
@@ -73,8 +78,8 @@ class Agent(Generic[DepsT]):
     def __init__(
         self,
         model: ChatModel,
-        tools: ToolRegistry | Iterable[Tool] = (),
-        format: PromptFormat | str = "nous",
+        tools: ToolRegistry | Iterable[Tool | Toolset] = (),
+        format: PromptFormat | str = "auto",
         system: str | None = None,
         max_steps: int = 8,
         sampling: Sampling | None = None,
@@ -95,8 +100,19 @@ class Agent(Generic[DepsT]):
         if tool_timeout is not None and not (tool_timeout > 0 and math.isfinite(tool_timeout)):
             raise ValueError(f"tool_timeout must be a positive number of seconds, not {tool_timeout!r}")
         self.model = model
-        self.tools = tools if isinstance(tools, ToolRegistry) else ToolRegistry(tools)
-        self.format = get_format(format) if isinstance(format, str) else format
+        if isinstance(tools, ToolRegistry):
+            self.tools, self._toolsets = tools, []
+        else:
+            given = list(tools)
+            self.tools = ToolRegistry(t for t in given if isinstance(t, Tool))
+            self._toolsets: list[Toolset] = [t for t in given if not isinstance(t, Tool)]
+            if bad := [t for t in self._toolsets if not isinstance(t, Toolset)]:
+                raise TypeError(f"not a tool or a toolset: {bad[0]!r}")
+        self._toolsets_loaded = not self._toolsets
+        auto = isinstance(format, str) and format.strip().lower() == "auto"
+        self.format: PromptFormat | None = None if auto else get_format(format) if isinstance(format, str) else format
+        self.format_choice: FormatChoice | None = None if auto else FormatChoice(
+            self.format.name if self.format is not None else "", "chosen by the caller")
         self.system = system
         self.max_steps = max_steps
         self.sampling = sampling or Sampling()
@@ -116,8 +132,33 @@ class Agent(Generic[DepsT]):
 
     # ----------------------------------------------------------------------------------------------- running
 
+    async def resolve_format(self) -> PromptFormat:
+        """The prompt format runs use; with ``format="auto"`` it is chosen now, once, from the model's template.
+
+        `format_choice` then says which format and why.
+
+        Raises:
+            ConfigError: The model's chat template is visible but cannot be rendered.
+        """
+        if self.format is None:
+            info = await self.model.template_info() if isinstance(self.model, DescribesTemplate) else None
+            choice = choose_format(info)
+            self.format, self.format_choice = get_format(choice.name), choice
+        return self.format
+
+    async def _load_toolsets(self) -> None:
+        """Start the toolsets (MCP servers) and register their tools, once; a name clash is a `ConfigError`."""
+        for toolset in self._toolsets:
+            for t in await toolset.tools():
+                if t.name in self.tools:
+                    raise ConfigError(f"two tools are named {t.name!r} (one from {toolset!r}); give the toolset "
+                                      "a prefix to keep names unique")
+                self.tools.add(t)
+        self._toolsets_loaded = True
+
     def _config(self, stream_tokens: bool, deps: Any, limits: UsageLimits | None = None,
                 decisions: Mapping[str, bool | str] | None = None) -> LoopConfig:
+        assert self.format is not None, "resolve_format() runs before every run"
         return LoopConfig(
             model=self.model, fmt=self.format, tools=self.tools, sampling=self.sampling,
             max_steps=self.max_steps, tool_choice=self.tool_choice, stream_tokens=stream_tokens,
@@ -146,6 +187,14 @@ class Agent(Generic[DepsT]):
     ) -> AsyncGenerator[Event, None]:
         owns_conversation = conversation_id is None
         cid = conversation_id or uuid.uuid4().hex
+        try:
+            if not self._toolsets_loaded:
+                await self._load_toolsets()
+            await self.resolve_format()
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            raise
         loop = run_loop(self._config(stream_tokens, deps, limits, decisions), cid, messages, steps_done=steps_done,
                         tool_calls_done=tool_calls_done, usage=usage,
                         sink=writer.write if writer is not None else None, resumed=resumed)
@@ -324,6 +373,8 @@ class Agent(Generic[DepsT]):
     async def aclose(self) -> None:
         """Release every tool's resources (interpreter kernels, pools) and the model's connection."""
         await self.tools.aclose()
+        for toolset in self._toolsets:
+            await toolset.aclose()
         aclose = getattr(self.model, "aclose", None)  # a user's own ChatModel may predate aclose()
         if aclose is not None:
             await aclose()

@@ -23,6 +23,7 @@ from qwenkit.agents.events import Event, RunFinished, RunResult
 from qwenkit.errors import ConfigError, TranscriptError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import FORMAT_NAMES
+from qwenkit.tools.base import Tool, Toolset
 from qwenkit.tools.builtin.catalog import BUILTIN_TOOLS, make_tools
 from qwenkit.types import Message
 
@@ -53,6 +54,11 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--approve", choices=APPROVE_MODES, default="ask",
                    help="how calls that need approval are decided: ask y/n on the terminal (default), "
                         "approve all, or deny all (none)")
+    p.add_argument("--mcp", action="append", default=[], metavar="COMMAND_OR_URL",
+                   help="take tools from an MCP server: a command (started over stdio) or an http(s) URL "
+                        "(repeatable)")
+    p.add_argument("--mcp-config", default=None, metavar="FILE",
+                   help="take tools from the MCP servers of an mcpServers JSON file (Claude Desktop, Qwen-Agent)")
     p.add_argument("--trace", choices=TRACE_MODES, default=None,
                    help="emit OpenTelemetry spans: console (on stderr) or otlp (OTEL_EXPORTER_OTLP_* settings)")
 
@@ -130,10 +136,15 @@ def make_agent(args: argparse.Namespace) -> Agent:
     if args.trace:
         install_tracing(args.trace)
     sampling = Sampling(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
-    tools = make_tools([*args.tool, *args.require_approval])  # a tool that needs approval is enabled too
+    tools: list[Tool | Toolset] = list(make_tools([*args.tool, *args.require_approval]))  # enabled too
     for t in tools:
-        if t.name in args.require_approval:
+        if isinstance(t, Tool) and t.name in args.require_approval:
             t.requires_approval = True
+    if args.mcp or args.mcp_config:
+        from qwenkit.mcp import quiet_sdk_logging, servers_from_cli
+
+        quiet_sdk_logging()
+        tools += servers_from_cli(args.mcp, args.mcp_config)  # started on the first run, closed by aclose
     return Agent(make_model(args), tools=tools, format=args.format, system=args.system,
                  max_steps=args.max_steps, sampling=sampling)
 

@@ -38,6 +38,10 @@ class ChatRequest(BaseModel):
         stop: Stop words; generation ends before any of them.
         tools: OpenAI-style tool definitions, only for the native format.
         tool_choice: ``auto``, ``required``, ``none`` or a tool name (native format only).
+        thinking: Qwen3's thinking switch: ``True``/``False`` are sent to the chat template as
+            ``enable_thinking`` (servers: ``chat_template_kwargs``; the embedded backend renders it); ``None``
+            leaves the template's default.
+        response_format: Structured output for the reply (OpenAI/vLLM ``response_format``), or ``None``.
         continue_final: The last message is a partial assistant turn the model must continue
             (Qwen's ReAct and ✿FUNCTION✿ formats fold observations into the assistant turn).
         sampling: Sampling settings.
@@ -51,6 +55,8 @@ class ChatRequest(BaseModel):
     tool_choice: Literal["auto", "required", "none"] | str | None = None
     continue_final: bool = False
     sampling: Sampling = Sampling()
+    thinking: bool | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class StreamChunk(BaseModel):
@@ -59,12 +65,17 @@ class StreamChunk(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     delta: str = ""
+    reasoning: str = ""
     completion: Completion | None = None
 
 
 @runtime_checkable
 class ChatModel(Protocol):
-    """A chat model backend: remote (OpenAI-compatible), embedded (llama.cpp) or scripted (tests)."""
+    """A chat model backend: remote (OpenAI-compatible), embedded (llama.cpp) or scripted (tests).
+
+    Errors a caller must see (server down, unusable reply) are `qwenkit.errors.ModelError`; what the
+    model wrote is returned as it is, for the prompt format to parse.
+    """
 
     @property
     def name(self) -> str:
@@ -77,4 +88,12 @@ class ChatModel(Protocol):
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         """Yield text deltas as they arrive; the final chunk has ``completion`` set."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the backend holds (HTTP connections, a loaded model, threads).
+
+        Idempotent: a second call does nothing. The model must not be used afterwards. Backends
+        that hold nothing implement it as a no-op; `Agent.aclose` closes its model through it.
+        """
         ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import Any, Generic, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeVar
@@ -172,3 +172,19 @@ class Tool(ABC):
             Whether anything was still held (the caller then warns that ``aclose`` was not called).
         """
         return False
+
+
+@runtime_checkable
+class Toolset(Protocol):
+    """A source of tools that must be started first, such as an MCP server (`qwenkit.mcp.MCPServer`).
+
+    An `Agent` given a toolset asks it for its tools on its first run and closes it in ``aclose``.
+    """
+
+    async def tools(self) -> list[Tool]:
+        """Start if needed, then list the tools."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop, releasing whatever was started."""
+        ...

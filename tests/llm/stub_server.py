@@ -11,12 +11,31 @@ from typing import Any
 
 @dataclass
 class Reply:
-    """One scripted answer: an HTTP status with a JSON body, or an SSE stream of chunks."""
+    """One scripted answer: an HTTP status with a JSON body, or an SSE stream of chunks.
+
+    Attributes:
+        raw: Body bytes sent as they are (with ``content_type``), instead of ``body``/``sse``.
+        headers: Extra response headers (``Retry-After``, ``content-encoding``, ...).
+        delay: Seconds to wait before the headers.
+        never: Never answer (a stalled server); the connection stays open until the client gives up.
+        trickle: Send the body one byte at a time, this many seconds apart.
+        stall_after: Send the headers and this many body bytes, then nothing more.
+        forever: Send the headers (chunked) and then this payload again and again.
+        close_after: Send the headers and this many body bytes, then close the connection.
+    """
 
     status: int = 200
-    body: dict[str, Any] | None = None
+    body: Any = None
     sse: list[dict[str, Any]] | None = None
     delay: float = 0.0
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    never: bool = False
+    trickle: float = 0.0
+    stall_after: int | None = None
+    forever: bytes | None = None
+    close_after: int | None = None
 
 
 def chat_body(text: str, *, tool_calls: list[dict[str, Any]] | None = None, stop_reason: str | None = None,
@@ -53,8 +72,15 @@ def as_stream(body: dict[str, Any]) -> list[dict[str, Any]]:
 class StubServer:
     replies: list[Reply]
     requests: list[dict[str, Any]] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    """Loop time at which each request arrived."""
+    headers: list[dict[str, str]] = field(default_factory=list)
+    """Each request's headers (lower-case names)."""
+    targets: list[str] = field(default_factory=list)
+    """Each request line's target (a path, or a whole URL when the stub serves as a proxy)."""
     port: int = 0
     _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
     def base_url(self) -> str:
@@ -68,8 +94,14 @@ class StubServer:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
+        for task in self._tasks:  # handlers of stalled or endless replies are still running
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -78,25 +110,57 @@ class StubServer:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 request = json.loads(body or b"{}")
                 self.requests.append(request)
+                self.headers.append(headers)
+                self.targets.append(lines[0].split(" ")[1] if " " in lines[0] else "")
+                self.arrivals.append(asyncio.get_running_loop().time())
                 reply = self.replies.pop(0) if self.replies else Reply(500, {"error": {"message": "no more"}})
-                await asyncio.sleep(reply.delay)
-                sse = reply.sse
-                if sse is None and request.get("stream") and reply.status == 200 and reply.body:
-                    sse = as_stream(reply.body)
-                if sse is not None:
-                    payload = "".join(f"data: {json.dumps(c)}\n\n" for c in sse) + "data: [DONE]\n\n"
-                    data, ctype = payload.encode(), "text/event-stream"
-                else:
-                    data, ctype = json.dumps(reply.body or {}).encode(), "application/json"
-                writer.write(
-                    f"HTTP/1.1 {reply.status} X\r\ncontent-type: {ctype}\r\ncontent-length: {len(data)}\r\n\r\n"
-                    .encode() + data
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+                await self._answer(reply, request, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
+            self._tasks.discard(task)
+
+    async def _answer(self, reply: Reply, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(reply.delay)
+        if reply.never:
+            await asyncio.sleep(3600)
+        sse = reply.sse
+        if sse is None and request.get("stream") and reply.status == 200 and isinstance(reply.body, dict):
+            sse = as_stream(reply.body)
+        if reply.raw is not None:
+            data, ctype = reply.raw, reply.content_type
+        elif sse is not None:
+            payload = "".join(f"data: {json.dumps(c)}\n\n" for c in sse) + "data: [DONE]\n\n"
+            data, ctype = payload.encode(), "text/event-stream"
+        else:
+            data, ctype = json.dumps(reply.body if reply.body is not None else {}).encode(), reply.content_type
+        extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
+        if reply.forever is not None:
+            writer.write(f"HTTP/1.1 {reply.status} X\r\ncontent-type: {ctype}\r\n{extra}"
+                         "transfer-encoding: chunked\r\n\r\n".encode())
+            while True:
+                writer.write(f"{len(reply.forever):x}\r\n".encode() + reply.forever + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0)
+        writer.write(f"HTTP/1.1 {reply.status} X\r\ncontent-type: {ctype}\r\n{extra}"
+                     f"content-length: {len(data)}\r\n\r\n".encode())
+        if reply.close_after is not None:
+            writer.write(data[: reply.close_after])
+            await writer.drain()
+            raise ConnectionResetError  # ends the handler, which closes the connection
+        if reply.stall_after is not None:
+            writer.write(data[: reply.stall_after])
+            await writer.drain()
+            await asyncio.sleep(3600)
+        if reply.trickle:
+            for i in range(len(data)):
+                writer.write(data[i : i + 1])
+                await writer.drain()
+                await asyncio.sleep(reply.trickle)
+            return
+        writer.write(data)
+        await writer.drain()
 
 
 class ThreadedStub:
