@@ -2,6 +2,9 @@
 
 Each run writes ``<out>/results.jsonl`` (one line per finished record, resumable with ``--resume``),
 ``<out>/report.json``, ``<out>/report.md`` and ``<out>/scores.png``.
+
+The library's errors describe the problem; this module adds, by error class, the flag or command that
+fixes it (`_hints`), and refuses nonsense values (``--timeout 0``, ``--limit -1``) when the flags are parsed.
 """
 
 from __future__ import annotations
@@ -9,33 +12,66 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from qwenkit.bench.report import Summary, write_report
-from qwenkit.bench.runner import BenchTask, run_bench
-from qwenkit.errors import ConfigError
+from qwenkit._cli.args import non_negative_float, positive_float, positive_int, seed
+from qwenkit.bench.errors import (
+    ConfigChanged,
+    MissingData,
+    OutputUnusable,
+    ResultsExist,
+    ResultsFileError,
+)
+from qwenkit.bench.report import write_report
+from qwenkit.bench.results import BenchTask, Summary
+from qwenkit.bench.runner import prepare_out_dir, run_bench
+from qwenkit.errors import ConfigError, QwenkitError
 from qwenkit.llm.base import Sampling
 
 FORMATS = ("nous", "qwen", "react", "native")
+
+_RUN_HINTS: Mapping[type[QwenkitError], str] = {
+    ResultsExist: "Pass --resume to continue that run, --overwrite to start over, or choose another --out.",
+    ConfigChanged: "Resume with the same options, choose another --out, or pass --overwrite.",
+    ResultsFileError: "Move it away, choose another --out, or pass --overwrite.",
+    OutputUnusable: "Choose another --out.",
+}
+_BFCL_DATA_HINT = "Run 'qwenkit bench fetch bfcl' or pass --data-dir DIR with the BFCL_v4_*.json files."
+
+
+@contextmanager
+def _hints(hints: Mapping[type[QwenkitError], str]) -> Iterator[None]:
+    """Append to an error's message the flag or command that fixes it (the first class it is an instance of)."""
+    try:
+        yield
+    except QwenkitError as exc:
+        hint = next((h for cls, h in hints.items() if isinstance(exc, cls)), None)
+        if hint is not None:
+            exc.args = (f"{str(exc).rstrip()} {hint}",)
+        raise
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_format: str) -> None:
     from qwenkit.cli import add_model_options
 
     add_model_options(p)
+    p.set_defaults(check=_check_run)
     p.add_argument("--format", default=default_format, choices=FORMATS,
                    help=f"prompt format (default {default_format})")
     p.add_argument("--out", help="output folder (default: bench-runs/<bench>-<format>-<model>)")
-    p.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per record (default 300)")
-    p.add_argument("--request-timeout", type=float, default=120.0, help="seconds per HTTP request (default 120)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed sent with every request (default 0)")
-    p.add_argument("--max-tokens", type=int, default=1024, help="tokens per reply (default 1024)")
-    p.add_argument("--limit", type=int, help="only the first N records of each category")
+    p.add_argument("--concurrency", type=positive_int, default=16, help="requests in flight (default 16)")
+    p.add_argument("--timeout", type=positive_float, default=300.0, help="seconds per record (default 300)")
+    p.add_argument("--request-timeout", type=positive_float, default=120.0,
+                   help="seconds per HTTP request (default 120)")
+    p.add_argument("--temperature", type=non_negative_float, default=0.0, help="sampling temperature (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed sent with every request (default 0)")
+    p.add_argument("--max-tokens", type=positive_int, default=1024, help="tokens per reply (default 1024)")
+    p.add_argument("--limit", type=positive_int, help="only the first N records of each category")
     p.add_argument("--resume", action="store_true", help="continue the results file in --out (same options)")
     p.add_argument("--retry-errors", action="store_true", help="with --resume, re-do records that errored")
     p.add_argument("--overwrite", action="store_true", help="delete an existing results file first")
@@ -68,7 +104,7 @@ def register(subparsers: Any) -> None:
     _add_run_options(p, "react")
     p.add_argument("--tasks", help="Qwen-Agent eval_code_interpreter_v1.jsonl to run instead of the built-in set")
     p.add_argument("--files-dir", help="folder with the input files of --tasks (its input_file_path entries)")
-    p.add_argument("--exec-timeout", type=float, default=60.0, help="seconds per code cell (default 60)")
+    p.add_argument("--exec-timeout", type=positive_float, default=60.0, help="seconds per code cell (default 60)")
     p.add_argument("--vis-judge-model", help="vision model that judges the plots (any OpenAI-compatible server)")
     p.add_argument("--vis-judge-base-url", help="its server URL (default: --base-url)")
     p.add_argument("--vis-judge-api-key", default=None, help="its API key (default: --api-key)")
@@ -82,6 +118,17 @@ def register(subparsers: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+def _check_run(args: argparse.Namespace) -> None:
+    """Check the server settings before anything is built (called by `qwenkit.cli.parse_args`)."""
+    from qwenkit._cli.settings import check_server_settings
+
+    if not args.base_url:
+        raise ConfigError("no model server: pass --base-url (or set QWENKIT_BASE_URL).")
+    if not args.model:
+        raise ConfigError("no model name: pass --model (or set QWENKIT_MODEL).")
+    check_server_settings(args)
+
 
 def _sampling(args: argparse.Namespace) -> Sampling:
     return Sampling(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
@@ -98,7 +145,7 @@ async def preflight(base_url: str, model: str, api_key: str, timeout: float = 15
     """Check the server answers and serves ``model``.
 
     Raises:
-        ConfigError: The server is unreachable, or it does not list ``model``.
+        ConfigError: The server is unreachable, refuses the key, or does not list ``model``.
     """
     import openai
 
@@ -112,21 +159,20 @@ async def preflight(base_url: str, model: str, api_key: str, timeout: float = 15
         if exc.status_code in (401, 403):
             raise ConfigError(f"the model server at {base_url} refused the API key (HTTP {exc.status_code}).") from exc
         return  # some servers have no /models; the first request will tell
+    except (openai.OpenAIError, ValueError, TypeError, AttributeError) as exc:  # a body that is not a model list
+        raise ConfigError(f"the model server at {base_url} did not answer its model list properly "
+                          f"({type(exc).__name__}).") from exc
     finally:
         await client.close()
     if listed and model not in listed:
-        raise ConfigError(f"the server at {base_url} has no model {model!r}; it serves: {', '.join(listed)}.")
+        shown = ", ".join(str(m)[:80] for m in listed[:20]) + (", ..." if len(listed) > 20 else "")
+        raise ConfigError(f"the server at {base_url} has no model {model!r}; it serves: {shown}.")
 
 
 def _model(args: argparse.Namespace) -> Any:
     from qwenkit.llm.openai_compat import OpenAICompatible
 
-    if not args.base_url:
-        raise ConfigError("no model server: pass --base-url (or set QWENKIT_BASE_URL).")
-    if not args.model:
-        raise ConfigError("no model name: pass --model (or set QWENKIT_MODEL).")
-    if args.concurrency < 1:
-        raise ConfigError(f"--concurrency must be at least 1 (got {args.concurrency}).")
+    _check_run(args)  # also when called without qwenkit.cli.parse_args (tests, embedding)
     return OpenAICompatible(args.model, args.base_url, args.api_key, timeout=args.request_timeout)
 
 
@@ -135,6 +181,7 @@ def _run(args: argparse.Namespace, task: BenchTask, bench: str, console: Console
 
     async def go() -> tuple[Any, Summary]:
         try:
+            prepare_out_dir(out)  # an unusable --out fails before any request
             await preflight(args.base_url, args.model, args.api_key)
             task_preflight = getattr(task, "preflight", None)
             if task_preflight is not None:
@@ -150,8 +197,9 @@ def _run(args: argparse.Namespace, task: BenchTask, bench: str, console: Console
                 if close is not None:
                     await close()
 
-    outcome, summary = asyncio.run(go())
-    files = write_report(out, bench, outcome, summary)
+    with _hints(_RUN_HINTS):
+        outcome, summary = asyncio.run(go())
+        files = write_report(out, bench, outcome, summary)
     console.print(files.markdown.read_text(encoding="utf-8"), markup=False, highlight=False)
     console.print(f"results: {out / 'results.jsonl'}\nreport: {files.json}, {files.markdown}, {files.chart}",
                   highlight=False)
@@ -165,9 +213,11 @@ def _bfcl(args: argparse.Namespace) -> int:
     from qwenkit.bench.bfcl.task import BfclTask
 
     categories = check_categories(args.categories.split(","))
-    data_dir = resolve_data_dir(args.data_dir)
-    task = BfclTask(_model(args), args.format, data_dir, categories, sampling=_sampling(args), limit=args.limit)
-    task.records()  # read the data now: a missing file is a configuration error before any request
+    model = _model(args)
+    with _hints({MissingData: _BFCL_DATA_HINT}):
+        data_dir = resolve_data_dir(args.data_dir)
+        task = BfclTask(model, args.format, data_dir, categories, sampling=_sampling(args), limit=args.limit)
+        task.records()  # read the data now: a bad file is reported before any request
     return _run(args, task, "bfcl", Console())
 
 
@@ -179,22 +229,26 @@ def _tooluse(args: argparse.Namespace) -> int:
     if args.format != "react":
         raise ConfigError("the tool-use benchmark is defined on Qwen's ReAct format: use --format react.")
     console = Console()
+    model = _model(args)
     if args.positive or args.negative:
         samples = []
-        if args.positive:
-            samples += load_qwen_file(args.positive, "positive")[: args.limit]
-        if args.negative:
-            samples += load_qwen_file(args.negative, "negative")[: args.limit]
+        with _hints({MissingData: "Check --positive and --negative."}):
+            if args.positive:
+                samples += load_qwen_file(args.positive, "positive")[: args.limit]
+            if args.negative:
+                samples += load_qwen_file(args.negative, "negative")[: args.limit]
         source = "qwen"
     else:
         from qwenkit.bench.bfcl.data import resolve_data_dir
 
-        samples = bfcl_samples(resolve_data_dir(args.data_dir), limit=args.limit)
+        with _hints({MissingData: _BFCL_DATA_HINT}):
+            samples = bfcl_samples(resolve_data_dir(args.data_dir), limit=args.limit)
         source = "bfcl"
-    tokenizer, warning = resolve_tokenizer(args.tokenizer)
+    with _hints({QwenkitError: "(--tokenizer)"}):
+        tokenizer, warning = resolve_tokenizer(args.tokenizer)
     if warning:
         Console(stderr=True).print(f"[yellow]note:[/yellow] {warning}", highlight=False)
-    task = ToolUseTask(_model(args), samples, tokenizer, source=source, sampling=_sampling(args),
+    task = ToolUseTask(model, samples, tokenizer, source=source, sampling=_sampling(args),
                        notes=[warning] if warning else [])
     return _run(args, task, "tooluse", console)
 
@@ -202,7 +256,9 @@ def _tooluse(args: argparse.Namespace) -> int:
 def _codeinterp(args: argparse.Namespace) -> int:
     from qwenkit.bench.codeinterp.task import build_task
 
-    task = build_task(args, _model(args), _sampling(args), _out_dir(args, "codeinterp"))
+    model = _model(args)
+    with _hints({MissingData: "Check --tasks, and pass --files-dir with the tasks' input files."}):
+        task = build_task(args, model, _sampling(args), _out_dir(args, "codeinterp"))
     return _run(args, task, "codeinterp", Console())
 
 
@@ -210,7 +266,10 @@ def _fetch(args: argparse.Namespace) -> int:
     from qwenkit.bench.bfcl.data import BFCL_PACKAGE, BFCL_VERSION, fetch
 
     console = Console()
-    console.print(f"downloading {BFCL_PACKAGE}=={BFCL_VERSION} from PyPI (pip download --no-deps) ...")
-    dest = fetch(Path(args.dest) if args.dest else None, wheel=Path(args.wheel) if args.wheel else None)
+    wheel = Path(args.wheel) if args.wheel else None
+    if wheel is None:
+        console.print(f"downloading {BFCL_PACKAGE}=={BFCL_VERSION} from PyPI (pip download --no-deps) ...")
+    with _hints({MissingData: "Check --wheel.", OutputUnusable: "Choose another --dest."}):
+        dest = fetch(Path(args.dest) if args.dest else None, wheel=wheel)
     console.print(f"BFCL data in {dest}", highlight=False)
     return 0

@@ -1,5 +1,9 @@
 """Performance benchmarks, one subcommand each: ``python -m qwenkit.bench.perf <name>``.
 
+``loop``: the agent loop's overhead per conversation (scripted model), next to Qwen-Agent's `FnCallAgent`
+when it is installed (`qwenkit.bench.perf_loop`). ``parse``: the prompt formats' parsers on big hostile
+replies (`qwenkit.bench.perf_parse`). ``runner``: benchmark-runner throughput (`qwenkit.bench.perf_runner`).
+
 ``sandbox``: the code interpreter's kernels, from one run on this machine:
 
 - cold start of an isolated (bubblewrap) kernel, until it answers;
@@ -204,7 +208,40 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(bench=bench_sandbox)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_sandbox]  # type: ignore[type-arg]
+async def bench_parse(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the prompt formats' parsers on big hostile replies (`qwenkit.bench.perf_parse`)."""
+    from qwenkit.bench.perf_parse import FORMAT_NAMES, run
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()] if args.formats else list(FORMAT_NAMES)
+    unknown = sorted(set(formats) - set(FORMAT_NAMES))
+    if unknown or not formats:
+        raise SystemExit(f"python -m qwenkit.bench.perf parse: error: --formats: unknown format "
+                         f"{', '.join(unknown) or '(none given)'}; choose from {', '.join(FORMAT_NAMES)}")
+    quiet = getattr(args, "json", False)
+    out = (lambda line: print(line, file=sys.stderr)) if quiet else print
+    # Parsing megabytes blocks; keep it off this loop like any other blocking work.
+    return await asyncio.to_thread(run, args.size_mb, formats, out=out)
+
+
+def _add_parse(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from qwenkit._cli.args import positive_float
+
+    p = sub.add_parser("parse", help="prompt-format parsers on big hostile replies: seconds per MB, linearity")
+    p.add_argument("--size-mb", type=positive_float, default=5.0, help="size of the big reply in MB (default 5)")
+    p.add_argument("--formats", help="comma-separated formats to measure (default: all)")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print the figures as JSON")
+    p.set_defaults(bench=bench_parse)
+
+
+def _add_loop(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from qwenkit.bench.perf_loop import add_loop
+
+    add_loop(sub)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
+    _add_sandbox, _add_loop, _add_parse,
+]
 """Each adds one ``perf <name>`` subparser whose ``bench`` default is ``async (args) -> dict``."""
 
 

@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qwenkit.bench.report import Summary, category_summary
-from qwenkit.bench.runner import BenchRecord, ResultRow, run_bench
+from qwenkit.bench.report import category_summary
+from qwenkit.bench.results import BenchRecord, ResultRow, Summary
+from qwenkit.bench.runner import run_bench
 from qwenkit.llm.base import ChatModel, ChatRequest, Sampling
 from qwenkit.types import Completion, UserMessage
 

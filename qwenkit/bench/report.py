@@ -1,4 +1,7 @@
-"""Benchmark reports: the numbers (`Summary`), and the files ``report.json``, ``report.md``, ``scores.png``."""
+"""Benchmark reports: per-category numbers (a `Summary`), and the files ``report.json``, ``report.md``, ``scores.png``.
+
+The result types themselves (`Summary`, `GroupCount`, `ResultRow`, `RunOutcome`) live in `qwenkit.bench.results`.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +9,12 @@ import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from qwenkit.bench.runner import ResultRow, RunOutcome
-
-
-@dataclass
-class GroupCount:
-    """How many records a score is over.
-
-    Attributes:
-        n: Records counted.
-        errors: Of those, records whose run errored (counted as failures).
-    """
-
-    n: int = 0
-    errors: int = 0
-
-
-@dataclass
-class Summary:
-    """A benchmark's numbers.
-
-    Attributes:
-        scores: Metric name → value in [0, 1]; these are the table rows and the chart bars.
-        counts: Metric name → the records it is computed over.
-        overall: The headline number, if the benchmark has one.
-        overall_name: What the headline number is.
-        notes: Lines a reader needs to interpret the numbers (tokenizer, judge, missing data).
-        reasons: Category → verdict reason → count.
-        lower_is_better: Metrics where a smaller value is better (shown as such).
-    """
-
-    scores: dict[str, float]
-    counts: dict[str, GroupCount] = field(default_factory=dict)
-    overall: float | None = None
-    overall_name: str = "overall"
-    notes: list[str] = field(default_factory=list)
-    reasons: dict[str, dict[str, int]] = field(default_factory=dict)
-    lower_is_better: list[str] = field(default_factory=list)
+from qwenkit.bench.errors import OutputUnusable
+from qwenkit.bench.results import GroupCount, ResultRow, RunOutcome, Summary
 
 
 def row_value(row: ResultRow) -> float:
@@ -174,13 +142,20 @@ def write_report(out_dir: str | Path, bench: str, outcome: RunOutcome, summary: 
         bench: Benchmark name.
         outcome: What `run_bench` returned.
         summary: The task's `Summary` of ``outcome.rows``.
+
+    Raises:
+        OutputUnusable: A file cannot be written.
     """
     out = Path(out_dir)
     files = ReportFiles(out / "report.json", out / "report.md", out / "scores.png")
-    files.json.write_text(json.dumps(report_dict(bench, outcome, summary), indent=2, ensure_ascii=False,
-                                     default=str) + "\n", encoding="utf-8")
-    files.markdown.write_text(markdown_table(bench, outcome, summary), encoding="utf-8")
     cfg = outcome.config
     title = f"qwenkit bench {bench}: " + " / ".join(str(cfg[k]) for k in ("model", "format") if k in cfg)
-    bar_chart(files.chart, title, summary)
+    try:
+        # errors="replace": error texts quote model output, which may hold unencodable lone surrogates.
+        files.json.write_text(json.dumps(report_dict(bench, outcome, summary), indent=2, ensure_ascii=False,
+                                         default=str) + "\n", encoding="utf-8", errors="replace")
+        files.markdown.write_text(markdown_table(bench, outcome, summary), encoding="utf-8", errors="replace")
+        bar_chart(files.chart, title, summary)
+    except OSError as exc:
+        raise OutputUnusable(f"cannot write the report in {out}: {exc.strerror or exc}.") from exc
     return files

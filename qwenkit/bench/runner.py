@@ -18,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -38,117 +37,20 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from qwenkit.errors import ConfigError
-
-if TYPE_CHECKING:
-    from qwenkit.bench.report import Summary
-
-RESULTS_FILE = "results.jsonl"
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class BenchRecord:
-    """One item of a benchmark.
-
-    Attributes:
-        id: Unique id within the benchmark (the resume key).
-        category: Category the record is scored under.
-        data: Whatever the task needs to solve and score it.
-    """
-
-    id: str
-    category: str
-    data: Any = None
-
-
-class BenchTask(Protocol):
-    """What `run_bench` needs from a benchmark."""
-
-    name: str
-    """Short name of the benchmark (``bfcl``, ``tooluse``, ``codeinterp``)."""
-
-    def config(self) -> dict[str, Any]:
-        """Everything that changes the results (model, format, sampling, data version, scorer version).
-
-        Must be JSON-serialisable; its hash guards ``--resume``.
-        """
-        ...
-
-    def records(self) -> Sequence[BenchRecord]:
-        """The records to run, in a stable order."""
-        ...
-
-    async def solve(self, record: BenchRecord) -> dict[str, Any]:
-        """Ask the model about ``record``; return a JSON-serialisable result. May raise."""
-        ...
-
-    async def score(self, record: BenchRecord, result: dict[str, Any]) -> dict[str, Any]:
-        """Judge ``result``; return a JSON-serialisable dict with at least ``value`` (0..1) and ``reason``."""
-        ...
-
-    def summarize(self, rows: Sequence[ResultRow]) -> Summary:
-        """Turn the rows of all records into the benchmark's numbers."""
-        ...
-
-
-@dataclass
-class ResultRow:
-    """One line of ``results.jsonl``: a finished record.
-
-    Attributes:
-        id: The record id.
-        category: The record's category.
-        status: ``ok`` or ``error`` (solving or scoring raised, or timed out).
-        result: What ``solve`` returned (empty on error).
-        score: What ``score`` returned (``{"value": 0.0, "reason": "error"}`` on error).
-        error: ``Type: message`` when status is ``error``.
-        duration_s: Wall-clock seconds spent on the record.
-    """
-
-    id: str
-    category: str
-    status: Literal["ok", "error"]
-    result: dict[str, Any] = field(default_factory=dict)
-    score: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    duration_s: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "type": "result", "id": self.id, "category": self.category, "status": self.status,
-            "result": self.result, "score": self.score, "error": self.error,
-            "duration_s": round(self.duration_s, 4),
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> ResultRow:
-        return cls(
-            id=str(obj["id"]), category=str(obj["category"]), status=obj["status"],
-            result=obj.get("result") or {}, score=obj.get("score") or {}, error=obj.get("error"),
-            duration_s=float(obj.get("duration_s", 0.0)),
-        )
-
-
-@dataclass
-class RunOutcome:
-    """What `run_bench` did.
-
-    Attributes:
-        rows: The latest row of every record of the task, in the task's record order.
-        done_now: Records solved in this call.
-        reused: Records taken from the existing file (``resume``).
-        elapsed_s: Wall-clock seconds of this call.
-        config: The task configuration.
-        config_hash: Its hash (also in the file's header).
-    """
-
-    rows: list[ResultRow]
-    done_now: int
-    reused: int
-    elapsed_s: float
-    config: dict[str, Any]
-    config_hash: str
+from qwenkit._jsonl import repair_tail
+from qwenkit._untrusted import clean_text
+from qwenkit.bench.errors import ConfigChanged, OutputUnusable, ResultsExist
+from qwenkit.bench.results import (
+    FORMAT_VERSION,
+    RESULTS_FILE,
+    BenchRecord,
+    BenchTask,
+    ResultRow,
+    RunOutcome,
+    is_valid_line,
+    read_results,
+)
+from qwenkit.errors import BenchError, ConfigError
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -157,43 +59,25 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def read_results(path: Path) -> tuple[dict[str, Any] | None, dict[str, ResultRow]]:
-    """Read a results file: its header and the last row of each id.
-
-    A last line cut by a kill (no newline, unparsable) is ignored; `run_bench` truncates it before
-    appending.
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create the output folder if needed and check a results file can be written in it.
 
     Raises:
-        ConfigError: The file is not a qwenkit results file.
+        OutputUnusable: The path is a file, lies under a file, or cannot be created or written.
     """
-    header: dict[str, Any] | None = None
-    rows: dict[str, ResultRow] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.endswith("\n"):
-                break  # a write cut short by a kill
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path} line {n} is not JSON ({exc.msg}); it is not a qwenkit results "
-                                  "file, or it was edited: move it away or pass --overwrite.") from exc
-            if obj.get("type") == "header":
-                header = obj
-            elif obj.get("type") == "result":
-                row = ResultRow.from_json(obj)
-                rows[row.id] = row
-    if rows and header is None:
-        raise ConfigError(f"{path} has no header line; it was not written by qwenkit bench. "
-                          "Move it away or pass --overwrite.")
-    return header, rows
-
-
-def _truncate_partial_line(path: Path) -> None:
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
-        with path.open("r+b") as f:
-            f.truncate(keep)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise OutputUnusable(f"the output folder {out} is a file, not a folder.") from exc
+    except OSError as exc:
+        raise OutputUnusable(f"cannot create the output folder {out}: {exc.strerror or exc}.") from exc
+    path = out / RESULTS_FILE
+    if path.exists() and not path.is_file():
+        raise OutputUnusable(f"{path} exists and is not a file.")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise OutputUnusable(f"the output folder {out} is not writable.")
+    return out
 
 
 class _RateColumn(ProgressColumn):
@@ -231,6 +115,23 @@ async def _one(task: BenchTask, record: BenchRecord, timeout: float | None) -> R
                      duration_s=time.perf_counter() - start)
 
 
+def _dumps(obj: dict[str, Any]) -> str:
+    text = json.dumps(obj, ensure_ascii=False, default=str)
+    # A model's reply can hold lone surrogates, which cannot be written as UTF-8.
+    return clean_text(text)[0]
+
+
+def _row_line(row: ResultRow) -> tuple[str, ResultRow]:
+    """The row's line; a result that cannot be written as JSON (nested too deeply) becomes an error row."""
+    try:
+        return _dumps(row.to_json()) + "\n", row
+    except (ValueError, TypeError, RecursionError) as exc:
+        row = ResultRow(row.id, row.category, "error", score={"value": 0.0, "reason": "error"},
+                        error=f"the result could not be stored as JSON ({type(exc).__name__})",
+                        duration_s=row.duration_s)
+        return _dumps(row.to_json()) + "\n", row
+
+
 async def run_bench(
     task: BenchTask,
     out_dir: str | Path,
@@ -260,51 +161,58 @@ async def run_bench(
         The rows of all the task's records and what was done.
 
     Raises:
-        ConfigError: A results file exists and neither ``resume`` nor ``overwrite`` was given, or it was
-            written with another configuration, or ``concurrency`` is below 1.
+        ConfigError: ``concurrency`` is below 1 or ``timeout`` is not a positive number.
+        ResultsExist: A results file exists and neither ``resume`` nor ``overwrite`` was given.
+        ConfigChanged: ``resume`` met a file written with another configuration.
+        ResultsFileError: ``resume`` met a file that is not a qwenkit results file.
+        OutputUnusable: The output folder cannot be created or written.
+        BenchError: The task has duplicate record ids.
     """
     if concurrency < 1:
-        raise ConfigError(f"--concurrency must be at least 1 (got {concurrency}).")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+        raise ConfigError(f"concurrency must be at least 1 (got {concurrency}).")
+    if timeout is not None and not (timeout > 0 and math.isfinite(timeout)):
+        raise ConfigError(f"the per-record timeout must be a positive number of seconds (got {timeout:g}).")
+    out = prepare_out_dir(out_dir)
     path = out / RESULTS_FILE
     cfg = task.config()
     digest = config_hash(cfg)
     records = list(task.records())
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"benchmark {task.name!r} has duplicate record ids")
+        raise BenchError(f"benchmark {task.name!r} has duplicate record ids.")
 
     existing: dict[str, ResultRow] = {}
-    if path.exists() and overwrite:
-        path.unlink()
-    elif path.exists() and not resume:
-        raise ConfigError(f"{path} already exists: pass --resume to continue that run, --overwrite to start "
-                          "over, or choose another --out.")
-    elif path.exists():
-        header, existing = read_results(path)
-        if header is not None and header.get("config_hash") != digest:
-            changed = sorted(k for k in set(cfg) | set(header.get("config", {}))
-                             if cfg.get(k) != header.get("config", {}).get(k))
-            raise ConfigError(f"cannot resume {path}: it was written with another configuration "
-                              f"(differs in: {', '.join(changed) or 'hash'}); use the same options, "
-                              "another --out, or --overwrite.")
-        _truncate_partial_line(path)
-        if header is None:  # an empty file: nothing to keep
+    try:
+        if path.exists() and overwrite:
             path.unlink()
+        elif path.exists() and not resume:
+            raise ResultsExist(f"{path} already exists and holds the results of an earlier run.")
+        elif path.exists():
+            header, existing = read_results(path)
+            if header is not None and header.get("config_hash") != digest:
+                old_cfg = header.get("config", {})
+                changed = sorted(k for k in set(cfg) | set(old_cfg) if cfg.get(k) != old_cfg.get(k))
+                raise ConfigChanged(f"cannot resume {path}: it was written with another configuration "
+                                    f"(differs in: {', '.join(changed) or 'hash'}).")
+            # A cut or corrupt last line (ignored by read_results) must not glue itself to the next record.
+            repair_tail(path, is_valid_line)
+            if header is None:  # no complete line: nothing to keep
+                path.unlink()
+        f = path.open("a", encoding="utf-8")
+    except OSError as exc:
+        raise OutputUnusable(f"cannot write {path}: {exc.strerror or exc}.") from exc
 
     todo = [r for r in records
             if r.id not in existing or (retry_errors and existing[r.id].status == "error")]
     reused = len(records) - len(todo)
-    new_file = not path.exists()
     rows = dict(existing)
     start = time.perf_counter()
-    with path.open("a", encoding="utf-8") as f:
-        if new_file:
+    with f:
+        if f.tell() == 0:
             header_obj = {"type": "header", "format_version": FORMAT_VERSION, "bench": task.name,
                           "config_hash": digest, "config": cfg,
                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            f.write(json.dumps(header_obj, ensure_ascii=False, default=str) + "\n")
+            f.write(_dumps(header_obj) + "\n")
             f.flush()
 
         sem = asyncio.Semaphore(concurrency)
@@ -316,7 +224,8 @@ async def run_bench(
             nonlocal errors
             async with sem:
                 row = await _one(task, record, timeout)
-            f.write(json.dumps(row.to_json(), ensure_ascii=False, default=str) + "\n")
+            text, row = _row_line(row)
+            f.write(text)
             f.flush()
             rows[row.id] = row
             errors += row.status == "error"
@@ -338,3 +247,9 @@ async def run_bench(
         rows=[rows[i] for i in ids if i in rows], done_now=len(todo), reused=reused,
         elapsed_s=time.perf_counter() - start, config=cfg, config_hash=digest,
     )
+
+
+__all__ = [
+    "FORMAT_VERSION", "RESULTS_FILE", "BenchRecord", "BenchTask", "ResultRow", "RunOutcome", "config_hash",
+    "prepare_out_dir", "read_results", "run_bench",
+]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import io
 import json
 import zipfile
 from collections.abc import Iterator
@@ -10,22 +11,33 @@ from pathlib import Path
 
 import pytest
 
-from qwenkit.bench import cli as bench_cli
 from qwenkit.bench.bfcl.data import CATEGORIES, fetch
+from qwenkit.bench.errors import BadData
 from qwenkit.bench.perf_runner import StubServerProcess
-from qwenkit.errors import ConfigError
+from qwenkit.cli import main
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    """Parse and run ``qwenkit bench ...`` as qwenkit.cli.main does (ConfigError: one line, exit 2)."""
-    parser = argparse.ArgumentParser(prog="qwenkit")
-    sub = parser.add_subparsers(dest="command", required=True)
-    bench_cli.register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args), ""
-    except ConfigError as exc:
-        return 2, str(exc)
+    """Run ``qwenkit ...`` in-process through `qwenkit.cli.main`.
+
+    Returns:
+        The exit code, and: on exit code 2 the error message (asserted to be the one line printed), else
+        everything printed on stderr.
+    """
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse refused a flag (one line, exit 2)
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, one_error_line(err.getvalue()) if code == 2 else err.getvalue()
+
+
+def one_error_line(text: str) -> str:
+    """The message of a ``qwenkit: error:`` line, asserting it is the only output and no traceback."""
+    lines = text.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("qwenkit: error: "), text
+    return lines[0].removeprefix("qwenkit: error: ")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +103,8 @@ def test_whole_bfcl_run_against_a_stub_server_then_resume(bfcl_dir: Path, tmp_pa
 def test_tooluse_run_against_a_stub_server(bfcl_dir: Path, tmp_path: Path, stub: str) -> None:
     argv = ["bench", "tooluse", "--base-url", stub, "--model", "stub", "--data-dir", str(bfcl_dir), "--out",
             str(tmp_path), "--limit", "2", "--no-progress", "--tokenizer", "whitespace"]
-    assert run_cli(argv) == (0, "")
+    code, err = run_cli(argv)
+    assert code == 0 and err == "note: ROUGE-L tokenised by whitespace, not by Qwen's tokenizer.\n"
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["scores"]["tool_selection_accuracy"] == 0.0
     assert report["scores"]["false_positive_rate"] == 0.0
@@ -115,7 +128,7 @@ def test_fetch_extracts_the_data_from_a_bfcl_wheel(bfcl_dir: Path, tmp_path: Pat
     incomplete = tmp_path / "bad.whl"
     with zipfile.ZipFile(incomplete, "w") as z:
         z.writestr("bfcl_eval/__init__.py", "")
-    with pytest.raises(ConfigError, match="lacks"):
+    with pytest.raises(BadData, match="lacks"):
         fetch(tmp_path / "other", wheel=incomplete)
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from qwenkit.bench.errors import ConfigChanged, ResultsExist
 from qwenkit.bench.report import write_report
-from qwenkit.bench.runner import RESULTS_FILE, read_results, run_bench
+from qwenkit.bench.results import RESULTS_FILE, read_results
+from qwenkit.bench.runner import run_bench
 from qwenkit.errors import ConfigError
 from tests.bench.bench_helpers import CountingTask
 
@@ -69,7 +71,7 @@ async def test_resume_skips_finished_and_errored_records_unless_asked(tmp_path: 
 
 async def test_existing_file_needs_resume_or_overwrite(tmp_path: Path) -> None:
     await run_bench(CountingTask(2), tmp_path, progress=False)
-    with pytest.raises(ConfigError, match="--resume"):
+    with pytest.raises(ResultsExist, match="already exists"):
         await run_bench(CountingTask(2), tmp_path, progress=False)
     task = CountingTask(2)
     await run_bench(task, tmp_path, overwrite=True, progress=False)
@@ -78,7 +80,7 @@ async def test_existing_file_needs_resume_or_overwrite(tmp_path: Path) -> None:
 
 async def test_resume_refuses_another_configuration(tmp_path: Path) -> None:
     await run_bench(CountingTask(2), tmp_path, progress=False)
-    with pytest.raises(ConfigError, match=r"another configuration.*salt"):
+    with pytest.raises(ConfigChanged, match=r"another configuration.*salt"):
         await run_bench(CountingTask(2, salt="other"), tmp_path, resume=True, progress=False)
 
 

@@ -18,8 +18,8 @@ from qwenkit.bench.codeinterp.sandbox import ExecOutcome, staging_code
 from qwenkit.bench.codeinterp.scoring import figure_passes, last_number, number_matches
 from qwenkit.bench.codeinterp.task import CodeInterpTask
 from qwenkit.bench.codeinterp.tasks import CodeTask, FigureCheck, builtin_tasks, load_qwen_agent_tasks
+from qwenkit.bench.errors import MissingData
 from qwenkit.bench.runner import run_bench
-from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatRequest
 from qwenkit.testing import FunctionModel
 from qwenkit.tools.base import Tool, ToolContext, ToolOutput
@@ -92,7 +92,7 @@ def test_qwen_agent_v1_format(tmp_path: Path) -> None:
     assert [t.category for t in tasks] == ["vis-hard", "vis-easy", "general"]
     assert tasks[1].query == "画图" and tasks[1].prelude == "import pandas as pd\ndf = pd.read_csv('data.csv')\n"
     assert tasks[0].input_files() == {"data.csv": b"a,b\n1,2\n"}
-    with pytest.raises(ConfigError, match="--files-dir"):
+    with pytest.raises(MissingData, match="missing input file"):
         load_qwen_agent_tasks(path, tmp_path)
 
 

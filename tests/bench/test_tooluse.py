@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from qwenkit.bench.errors import BadData, MissingData
 from qwenkit.bench.runner import run_bench
 from qwenkit.bench.tooluse.data import bfcl_samples, load_qwen_file
 from qwenkit.bench.tooluse.metrics import calls_tool, input_rouge_l, react_fields, selects_tool
@@ -120,16 +121,16 @@ async def test_qwen_exam_files_are_read_and_scored(tmp_path: Path) -> None:
     assert summary.scores[FALSE_POSITIVE] == 1.0
 
 
-def test_bad_inputs_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
+def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(MissingData, match="missing tool-use positive file"):
         load_qwen_file(tmp_path / "nope.jsonl", "positive")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"response": "x"}\n')
-    with pytest.raises(ConfigError, match="line 1"):
+    with pytest.raises(BadData, match=r"line 1 .*prompt"):
         load_qwen_file(bad, "positive")
-    with pytest.raises(ConfigError, match="--tokenizer"):
+    with pytest.raises(ConfigError, match="unknown tokenizer 'sentencepiece'"):
         resolve_tokenizer("sentencepiece")
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(MissingData, match="does not exist"):
         resolve_tokenizer(f"gguf:{tmp_path / 'missing.gguf'}")
 
 

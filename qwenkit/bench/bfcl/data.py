@@ -8,19 +8,23 @@ cache that ``qwenkit bench fetch bfcl`` fills (``$XDG_CACHE_HOME/qwenkit/bench/b
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from qwenkit.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qwenkit.bench.datafile import MAX_DATA_BYTES, first_problem, parse_jsonl, read_data_file, short
+from qwenkit.bench.errors import BadData, MissingData, OutputUnusable
+from qwenkit.errors import BenchError, ConfigError
 
 BFCL_PACKAGE = "bfcl-eval"
 BFCL_VERSION = "2026.3.23"
@@ -86,53 +90,117 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path:
     """Pick the data folder: the argument, else ``$QWENKIT_BFCL_DIR``, else the fetch cache.
 
     Raises:
-        ConfigError: The folder does not exist.
+        MissingData: The folder does not exist.
     """
     if data_dir is not None:
-        path, origin = Path(data_dir), "--data-dir"
+        path, origin = Path(data_dir), "the given data folder"
     elif os.environ.get(ENV_DIR):
         path, origin = Path(os.environ[ENV_DIR]), f"${ENV_DIR}"
     else:
-        path, origin = cache_dir(), "the cache"
+        path, origin = cache_dir(), "the download cache"
     if not path.is_dir():
-        raise ConfigError(f"no BFCL data at {path} ({origin}): run 'qwenkit bench fetch bfcl' or pass "
-                          "--data-dir DIR with the BFCL_v4_*.json files.")
+        raise MissingData(f"no BFCL data at {path} ({origin}).")
     return path
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        with path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not JSON Lines ({exc.msg} at line {exc.lineno}).") from exc
+# ------------------------------------------------------------------------------ reading, untrusted
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class _Turn(_Strict):
+    role: str
+    content: str
+
+
+class _Property(_Strict):
+    type: str | None = None
+    items: dict[str, Any] | None = None
+
+
+class _Parameters(_Strict):
+    type: str | None = None
+    properties: dict[str, _Property] = {}
+    required: list[str] = []
+
+
+class _Function(_Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    parameters: _Parameters
+
+
+class _Question(_Strict):
+    id: str = Field(min_length=1)
+    question: list[Annotated[list[_Turn], Field(min_length=1)]] = Field(min_length=1)
+    function: list[_Function] = Field(min_length=1)
+
+
+class _Answer(_Strict):
+    id: str = Field(min_length=1)
+    ground_truth: list[dict[str, dict[str, list[Any]]]] = Field(min_length=1)
+
+
+def parse_category(
+    category: str, questions: bytes, answers: bytes | None, *,
+    question_source: str = "question file", answer_source: str = "answer file",
+) -> list[BfclItem]:
+    """Parse one category's question file and (except irrelevance) answer file, joined by id.
+
+    Args:
+        category: The category (decides whether answers are needed).
+        questions: Bytes of ``BFCL_v4_<category>.json``.
+        answers: Bytes of ``possible_answer/BFCL_v4_<category>.json`` (ignored for irrelevance).
+        question_source: How to name the question file in errors.
+        answer_source: How to name the answer file in errors.
+
+    Raises:
+        BadData: A line is malformed or of the wrong shape, an id repeats, or a question has no answer.
+    """
+    gold: dict[str, Any] = {}
+    if category not in NO_ANSWER:
+        if answers is None:
+            raise BadData(f"{category} needs an answer file.")
+        for n, obj in parse_jsonl(answers, answer_source):
+            try:
+                answer = _Answer.model_validate(obj)
+            except ValidationError as exc:
+                raise BadData(f"{answer_source} line {n} is not a BFCL answer ({first_problem(exc)}).") from exc
+            if answer.id in gold:
+                raise BadData(f"{answer_source} has two answers for {short(answer.id)!r}.")
+            gold[answer.id] = obj["ground_truth"]
+    items: list[BfclItem] = []
+    seen: set[str] = set()
+    for n, obj in parse_jsonl(questions, question_source):
+        try:
+            q = _Question.model_validate(obj)
+        except ValidationError as exc:
+            raise BadData(f"{question_source} line {n} is not a BFCL question ({first_problem(exc)}).") from exc
+        if q.id in seen:
+            raise BadData(f"{question_source} has two questions with id {short(q.id)!r}.")
+        seen.add(q.id)
+        if category not in NO_ANSWER and q.id not in gold:
+            raise BadData(f"{question_source}: question {short(q.id)!r} has no possible answer in {answer_source}.")
+        items.append(BfclItem(
+            id=q.id, category=category, messages=list(obj["question"][0]), functions=list(obj["function"]),
+            ground_truth=gold.get(q.id),
+        ))
+    return items
 
 
 def load_category(data_dir: Path, category: str) -> list[BfclItem]:
     """Read one category's questions and (except irrelevance) its possible answers, joined by id.
 
     Raises:
-        ConfigError: A file is missing or malformed, or an answer is missing for a question.
+        MissingData: A file is missing.
+        BadData: A file is malformed, or an answer is missing for a question.
     """
     qpath = question_file(data_dir, category)
-    if not qpath.is_file():
-        raise ConfigError(f"missing BFCL data file {qpath}: run 'qwenkit bench fetch bfcl' or pass --data-dir.")
-    answers: dict[str, Any] = {}
-    if category not in NO_ANSWER:
-        apath = answer_file(data_dir, category)
-        if not apath.is_file():
-            raise ConfigError(f"missing BFCL answer file {apath}: run 'qwenkit bench fetch bfcl'.")
-        answers = {a["id"]: a["ground_truth"] for a in _read_jsonl(apath)}
-    items = []
-    for q in _read_jsonl(qpath):
-        if category not in NO_ANSWER and q["id"] not in answers:
-            raise ConfigError(f"{qpath}: question {q['id']} has no possible answer in "
-                              f"{answer_file(data_dir, category)}.")
-        items.append(BfclItem(
-            id=q["id"], category=category, messages=list(q["question"][0]), functions=list(q["function"]),
-            ground_truth=answers.get(q["id"]),
-        ))
-    return items
+    apath = answer_file(data_dir, category)
+    questions = read_data_file(qpath, "BFCL data file")
+    answers = None if category in NO_ANSWER else read_data_file(apath, "BFCL answer file")
+    return parse_category(category, questions, answers, question_source=str(qpath), answer_source=str(apath))
 
 
 def fingerprint(data_dir: Path, categories: Sequence[str]) -> str:
@@ -152,33 +220,69 @@ def _pip_download(dest: Path, version: str) -> Path:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(f"could not run pip to download {BFCL_PACKAGE}=={version}: {exc}") from exc
+        raise BenchError(f"could not run pip to download {BFCL_PACKAGE}=={version}: {exc}") from exc
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ConfigError(f"pip could not download {BFCL_PACKAGE}=={version} from PyPI: {last}")
+        raise BenchError(f"pip could not download {BFCL_PACKAGE}=={version} from PyPI: {last}")
     wheels = sorted(dest.glob("*.whl"))
     if not wheels:
-        raise ConfigError(f"pip downloaded no wheel for {BFCL_PACKAGE}=={version}.")
+        raise BenchError(f"pip downloaded no wheel for {BFCL_PACKAGE}=={version}.")
     return wheels[0]
 
 
 def extract_data(wheel: Path, dest: Path) -> list[Path]:
-    """Copy ``bfcl_eval/data/`` question and answer files of the supported categories out of a wheel."""
+    """Copy ``bfcl_eval/data/`` question and answer files of the supported categories out of a wheel.
+
+    Raises:
+        MissingData: ``wheel`` does not exist.
+        BadData: It is not a readable zip file, lacks a data file, or a data file is too large.
+        OutputUnusable: ``dest`` cannot be written.
+    """
     wanted = {f"bfcl_eval/data/{PREFIX}_{c}.json": Path(f"{PREFIX}_{c}.json") for c in CATEGORIES}
     wanted |= {f"bfcl_eval/data/possible_answer/{PREFIX}_{c}.json": Path("possible_answer", f"{PREFIX}_{c}.json")
                for c in CATEGORIES if c not in NO_ANSWER}
+    if not wheel.is_file():
+        raise MissingData(f"the wheel {wheel} does not exist." if not wheel.exists() else f"{wheel} is not a file.")
     written = []
-    with zipfile.ZipFile(wheel) as z:
-        names = set(z.namelist())
-        missing = sorted(set(wanted) - names)
-        if missing:
-            raise ConfigError(f"{wheel.name} lacks {', '.join(missing)}; is it the right bfcl-eval version?")
-        for member, rel in wanted.items():
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(z.read(member))
-            written.append(target)
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            infos = {info.filename: info for info in z.infolist()}
+            missing = sorted(set(wanted) - set(infos))
+            if missing:
+                raise BadData(f"{wheel.name} lacks {', '.join(missing)}; is it the right bfcl-eval version?")
+            for member, rel in wanted.items():
+                if infos[member].file_size > MAX_DATA_BYTES:
+                    raise BadData(f"{wheel.name}: {member} is {infos[member].file_size} bytes, more than a BFCL "
+                                  f"data file can be ({MAX_DATA_BYTES}).")
+                target = dest / rel
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(member) as src, target.open("wb") as out:
+                        # Bounded copy: the size in the zip directory is the wheel's claim, not a fact.
+                        shutil.copyfileobj(_Capped(src, MAX_DATA_BYTES, f"{wheel.name}: {member}"), out)
+                except OSError as exc:
+                    raise OutputUnusable(f"cannot write {target}: {exc.strerror or exc}.") from exc
+                written.append(target)
+    # RuntimeError: an encrypted member; NotImplementedError: an unknown compression method.
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError) as exc:
+        raise BadData(f"{wheel} is not a readable wheel (zip) file: {exc}") from exc
+    except OSError as exc:
+        raise BadData(f"cannot read {wheel}: {exc.strerror or exc}.") from exc
     return written
+
+
+class _Capped:
+    """A read-only stream that raises `BadData` once more than ``limit`` bytes were read."""
+
+    def __init__(self, stream: Any, limit: int, what: str) -> None:
+        self.stream, self.limit, self.what, self.seen = stream, limit, what, 0
+
+    def read(self, n: int = -1) -> bytes:
+        chunk: bytes = self.stream.read(n if n >= 0 else self.limit + 1)
+        self.seen += len(chunk)
+        if self.seen > self.limit:
+            raise BadData(f"{self.what} holds more than {self.limit} bytes.")
+        return chunk
 
 
 def fetch(dest: Path | None = None, version: str = BFCL_VERSION, *, wheel: Path | None = None) -> Path:
@@ -193,14 +297,20 @@ def fetch(dest: Path | None = None, version: str = BFCL_VERSION, *, wheel: Path 
         The folder holding the data.
 
     Raises:
-        ConfigError: pip failed (offline, unknown version) or the wheel lacks the files.
+        MissingData: ``wheel`` does not exist.
+        BadData: The wheel is not a zip file or lacks the data files.
+        OutputUnusable: ``dest`` cannot be written.
+        BenchError: pip failed (offline, unknown version).
     """
     dest = dest or cache_dir(version)
     with tempfile.TemporaryDirectory(prefix="qwenkit-bfcl-") as tmp:
         staging = Path(tmp, "data")
         extract_data(wheel or _pip_download(Path(tmp), version), staging)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(staging, dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(staging, dest)
+        except OSError as exc:
+            raise OutputUnusable(f"cannot write the BFCL data to {dest}: {exc.strerror or exc}.") from exc
     return dest

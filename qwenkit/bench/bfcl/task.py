@@ -14,8 +14,9 @@ from typing import Any
 from qwenkit.bench.bfcl import checker
 from qwenkit.bench.bfcl.data import BFCL_VERSION, BfclItem, check_categories, fingerprint, load_category
 from qwenkit.bench.bfcl.schema import to_tool_specs
-from qwenkit.bench.report import Summary, category_summary
-from qwenkit.bench.runner import BenchRecord, ResultRow
+from qwenkit.bench.report import category_summary
+from qwenkit.bench.results import BenchRecord, ResultRow, Summary
+from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatModel, ChatRequest, Sampling
 from qwenkit.llm.formats import get_format
 from qwenkit.llm.formats.base import ParsedReply, PromptFormat
@@ -78,6 +79,8 @@ class BfclTask:
         self.fmt = get_format(format) if isinstance(format, str) else format
         self.data_dir = Path(data_dir)
         self.categories = check_categories(categories)
+        if limit is not None and limit < 0:
+            raise ConfigError(f"the record limit must be 0 or more (got {limit}).")
         self.sampling = sampling or Sampling()
         self.limit = limit
         self.ids = set(ids) if ids else None

@@ -33,8 +33,7 @@ from qwenkit.bench.codeinterp.sandbox import (
 )
 from qwenkit.bench.codeinterp.scoring import VisionJudge, figures_pass, number_matches
 from qwenkit.bench.codeinterp.tasks import CATEGORIES, CodeTask, builtin_tasks, load_qwen_agent_tasks
-from qwenkit.bench.report import GroupCount, Summary
-from qwenkit.bench.runner import BenchRecord, ResultRow
+from qwenkit.bench.results import BenchRecord, GroupCount, ResultRow, Summary
 from qwenkit.errors import ConfigError
 from qwenkit.llm.base import ChatModel, Sampling
 from qwenkit.llm.formats import get_format

@@ -11,15 +11,17 @@ Categories, as in Qwen-Agent's benchmark:
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from qwenkit.bench.codeinterp.data import files, tables
-from qwenkit.errors import ConfigError
+from qwenkit.bench.datafile import first_problem, parse_jsonl, read_data_file, short
+from qwenkit.bench.errors import BadData
 
 Category = Literal["math", "general", "vis-hard", "vis-easy"]
 CATEGORIES: tuple[Category, ...] = ("math", "vis-hard", "vis-easy", "general")
@@ -241,36 +243,47 @@ def _first_action_code(text: str) -> str:
     return body.strip()
 
 
+class _QwenAgentLine(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+    query: str
+    tags: str | list[str] = ""
+    lang: str = "en"
+    input_file_path: str | list[str] | None = None
+
+
+def _input_file(files_dir: Path, name: str, source: str) -> tuple[str, bytes]:
+    """One input file named by a task line: inside ``files_dir`` only (the task file is untrusted)."""
+    rel = Path(name)
+    if not name or rel.is_absolute() or ".." in rel.parts:
+        raise BadData(f"{source} names the input file {short(name)!r}, which is not a path inside the files folder.")
+    return rel.name, read_data_file(files_dir / rel, "input file")
+
+
 def load_qwen_agent_tasks(path: str | Path, files_dir: str | Path | None) -> list[CodeTask]:
     """Read Qwen-Agent's ``eval_code_interpreter_v1.jsonl`` (``query``, ``tags``, ``lang``, ``input_file_path``).
 
     A ``visualization`` query holding a first turn (``<|im_end|>``) is vis-easy, its first action's code is
     the prelude; other visualization queries are vis-hard; ``general`` is general; ``math`` has no gold here
-    (only its executable rate is measured).
+    (only its executable rate is measured). Input files are looked up relative to ``files_dir`` (default: the
+    current folder) and must lie inside it.
 
     Raises:
-        ConfigError: The file or an input file is missing, or a line is malformed.
+        MissingData: The file or an input file is missing.
+        BadData: A line is malformed, or the file has no tasks.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"task file {p} does not exist.")
     tasks = []
-    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, obj in parse_jsonl(read_data_file(p, "task file"), str(p)):
         try:
-            item: dict[str, Any] = json.loads(line)
-            query, tags = str(item["query"]), str(item.get("tags", "")).split(",")
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{p} line {n} lacks 'query' (Qwen-Agent eval_code_interpreter_v1 format).") from exc
-        names = item.get("input_file_path") or []
+            item = _QwenAgentLine.model_validate(obj)
+        except ValidationError as exc:
+            raise BadData(f"{p} line {n} is not a Qwen-Agent eval_code_interpreter_v1 task "
+                          f"({first_problem(exc)}).") from exc
+        query = item.query
+        tags = item.tags.split(",") if isinstance(item.tags, str) else item.tags
+        names = item.input_file_path or []
         names = [names] if isinstance(names, str) else list(names)
-        data: dict[str, bytes] = {}
-        for name in names:
-            src = Path(files_dir or ".") / name
-            if not src.is_file():
-                raise ConfigError(f"{p} line {n} needs input file {src}: pass --files-dir.")
-            data[Path(name).name] = src.read_bytes()
+        data = dict(_input_file(Path(files_dir or "."), name, f"{p} line {n}") for name in names)
         prelude = None
         if "visualization" in tags:
             category: Category = "vis-hard"
@@ -281,8 +294,8 @@ def load_qwen_agent_tasks(path: str | Path, files_dir: str | Path | None) -> lis
             category = "math"
         else:
             category = "general"
-        tasks.append(CodeTask(id=f"v1-{n:04d}", category=category, lang=str(item.get("lang", "en")),
+        tasks.append(CodeTask(id=f"v1-{n:04d}", category=category, lang=item.lang,
                               query=query.strip(), files=tuple(data), prelude=prelude, file_bytes=data))
     if not tasks:
-        raise ConfigError(f"task file {p} has no tasks.")
+        raise BadData(f"task file {p} has no tasks.")
     return tasks

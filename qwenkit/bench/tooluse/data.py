@@ -11,10 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from qwenkit.bench.bfcl.data import load_category
 from qwenkit.bench.bfcl.gold import gold_calls
 from qwenkit.bench.bfcl.schema import to_tool_specs
 from qwenkit.bench.bfcl.task import to_messages
+from qwenkit.bench.datafile import first_problem, parse_jsonl, read_data_file
+from qwenkit.bench.errors import BadData
 from qwenkit.errors import ConfigError
 from qwenkit.llm.formats import get_format
 from qwenkit.types import Message, SystemMessage, UserMessage
@@ -49,32 +53,32 @@ class ToolUseSample:
     continue_final: bool = False
 
 
+class _QwenLine(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+    prompt: str
+    response: str = ""
+
+
 def load_qwen_file(path: str | Path, kind: Kind) -> list[ToolUseSample]:
     """Read one of Qwen's ``exam_plugin_*_react_*.jsonl`` files (``prompt``, ``response`` per line).
 
     Raises:
-        ConfigError: The file is missing or a line lacks ``prompt``.
+        MissingData: The file does not exist.
+        BadData: It is not JSON Lines, a line lacks a string ``prompt``, or it has no samples.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"tool-use {kind} file {p} does not exist.")
     samples = []
-    with p.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                job = json.loads(line)
-                prompt = job["prompt"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ConfigError(f"{p} line {n} is not a {{\"prompt\", \"response\"}} JSON object.") from exc
-            samples.append(ToolUseSample(
-                id=f"{kind}_{n}", kind=kind,
-                messages=[SystemMessage(content=QWEN_SYSTEM), UserMessage(content=prompt)],
-                gold=str(job.get("response", "")),
-            ))
+    for n, obj in parse_jsonl(read_data_file(p, f"tool-use {kind} file"), str(p)):
+        try:
+            job = _QwenLine.model_validate(obj)
+        except ValidationError as exc:
+            raise BadData(f"{p} line {n} is not a {{\"prompt\", \"response\"}} object ({first_problem(exc)}).") from exc
+        samples.append(ToolUseSample(
+            id=f"{kind}_{n}", kind=kind,
+            messages=[SystemMessage(content=QWEN_SYSTEM), UserMessage(content=job.prompt)], gold=job.response,
+        ))
     if not samples:
-        raise ConfigError(f"tool-use {kind} file {p} has no samples.")
+        raise BadData(f"tool-use {kind} file {p} has no samples.")
     return samples
 
 
@@ -91,6 +95,8 @@ def bfcl_samples(data_dir: Path, limit: int | None = None) -> list[ToolUseSample
         data_dir: The BFCL data folder.
         limit: Take only the first ``limit`` records of each BFCL category.
     """
+    if limit is not None and limit < 0:
+        raise ConfigError(f"the record limit must be 0 or more (got {limit}).")
     react = get_format("react")
     out: list[ToolUseSample] = []
     plan: tuple[tuple[str, Kind], ...] = (

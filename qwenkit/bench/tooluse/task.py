@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from qwenkit.bench.report import GroupCount, Summary
-from qwenkit.bench.runner import BenchRecord, ResultRow
+from qwenkit.bench.results import BenchRecord, GroupCount, ResultRow, Summary
 from qwenkit.bench.tooluse.data import ToolUseSample, samples_fingerprint
 from qwenkit.bench.tooluse.metrics import calls_tool, input_rouge_l, selects_tool
 from qwenkit.bench.tooluse.tokenizers import NamedTokenizer

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qwenkit.bench.errors import BadData, MissingData
 from qwenkit.errors import ConfigError
 
 
@@ -41,8 +42,11 @@ class GGUFTokenizer:
             raise ConfigError("reading a GGUF tokenizer needs llama-cpp-python: pip install 'qwenkit[local]'") from exc
         self.path = Path(path)
         if not self.path.is_file():
-            raise ConfigError(f"tokenizer file {self.path} does not exist.")
-        self._llm: Any = Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+            raise MissingData(f"tokenizer file {self.path} does not exist.")
+        try:
+            self._llm: Any = Llama(model_path=str(self.path), vocab_only=True, verbose=False)
+        except (ValueError, RuntimeError, OSError) as exc:  # llama.cpp's answer to a file that is not a GGUF
+            raise BadData(f"cannot read a tokenizer from {self.path}: it is not a GGUF model file.") from exc
 
     def __call__(self, text: str) -> list[str]:
         if not text:
@@ -64,7 +68,9 @@ def resolve_tokenizer(spec: str) -> tuple[NamedTokenizer, str | None]:
             ``whitespace``; or ``auto`` (the store's default model if pulled, else whitespace).
 
     Raises:
-        ConfigError: The spec is unknown or its file is missing.
+        ConfigError: The spec is unknown.
+        MissingData: Its file is missing.
+        BadData: Its file is not a GGUF model file.
     """
     if spec == "whitespace":
         return whitespace(), "ROUGE-L tokenised by whitespace, not by Qwen's tokenizer."
@@ -78,7 +84,7 @@ def resolve_tokenizer(spec: str) -> tuple[NamedTokenizer, str | None]:
         store = ModelStore(progress=False)
         if spec == "auto" and not store.is_pulled(name):
             return whitespace(), (f"ROUGE-L tokenised by whitespace: no Qwen GGUF pulled ('qwenkit models pull "
-                                  f"{name}' or --tokenizer gguf:PATH gives Qwen's tokenizer).")
+                                  f"{name}', or a gguf:PATH tokenizer, gives Qwen's tokenizer).")
         path = store.path(name)
         return NamedTokenizer(f"gguf:{path.name}", GGUFTokenizer(path)), None
-    raise ConfigError(f"unknown --tokenizer {spec!r}; use auto, store[:NAME], gguf:PATH or whitespace.")
+    raise ConfigError(f"unknown tokenizer {spec!r}; use auto, store[:NAME], gguf:PATH or whitespace.")

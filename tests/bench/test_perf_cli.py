@@ -1,0 +1,60 @@
+"""``python -m qwenkit.bench.perf loop|parse``: they run and report; what they measure is not asserted."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from qwenkit.bench.perf import main
+from qwenkit.bench.perf_loop import ANSWER, CALL, measure_qwenkit
+
+LABELS = ("Agent.run, sync tool", "Agent.run, async tool", "await Agent.arun, sync tool",
+          "await Agent.arun, async tool")
+
+
+def test_loop_measures_the_four_qwenkit_variants() -> None:
+    figures = measure_qwenkit(n=3, warmup=1)
+    assert set(figures) == {"run_sync_tool", "run_async_tool", "arun_sync_tool", "arun_async_tool"}
+    for f in figures.values():
+        assert f["n"] == 3 and 0 < f["p50_s"] <= f["p90_s"]
+
+
+def test_loop_says_in_one_line_when_qwen_agent_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "qwen_agent", None)  # import qwen_agent now raises ImportError
+    assert main(["loop", "--conversations", "3", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    assert all(label in out for label in LABELS)
+    assert out.rstrip().splitlines()[-1] == (
+        "  Qwen-Agent: not installed (pip install qwen-agent to compare with its FnCallAgent).")
+
+
+def test_loop_compares_with_qwen_agent_on_the_same_exchange(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("qwen_agent", reason="qwen-agent is an optional comparison")
+    assert main(["--json", "loop", "--conversations", "3", "--warmup", "1"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    theirs = figures["qwen_agent"]["fncall_agent_sync_tool"]
+    assert theirs["n"] == 3 and theirs["p50_s"] > 0
+    ratios = figures["ratio_p50_qwenkit_over_qwen_agent"]
+    assert set(ratios) == set(figures["qwenkit"])
+    assert ratios["run_sync_tool"] == pytest.approx(figures["qwenkit"]["run_sync_tool"]["p50_s"] / theirs["p50_s"])
+
+
+def test_the_scripted_exchange_is_one_nous_call_then_an_answer() -> None:
+    call = json.loads(CALL.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>"))
+    assert call == {"name": "add", "arguments": {"a": 2, "b": 3}} and "5" in ANSWER
+
+
+def test_parse_runs_the_chosen_formats(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--json", "parse", "--size-mb", "0.01", "--formats", "nous"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["size_mb"] == 0.01
+    assert figures["results"] and {r["format"] for r in figures["results"]} == {"nous"}
+
+
+def test_parse_refuses_an_unknown_format() -> None:
+    with pytest.raises(SystemExit, match="unknown format bogus"):
+        main(["parse", "--formats", "nous,bogus"])
