@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 
 from qwenkit import tracing
 from qwenkit.agents.config import LoopConfig
 from qwenkit.agents.events import Event, NestedEvent, ToolCallEvent, ToolResultEvent
 from qwenkit.tools.base import ToolContext, ToolResult
-from qwenkit.types import ToolCall
+from qwenkit.types import AssistantMessage, Message, ToolCall, ToolMessage
 
 Emit = Callable[[Event], None]
 Decision = bool | str
@@ -46,6 +47,41 @@ def needing_approval(cfg: LoopConfig, cid: str, calls: list[ToolCall], step: int
     return pending
 
 
+def _key(call: ToolCall) -> tuple[str, str]:
+    return call.name, json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def repeated_calls(messages: Sequence[Message], calls: Sequence[ToolCall]) -> dict[str, str]:
+    """Calls identical to one of the previous assistant turn, by id, with that earlier call's result text.
+
+    ``messages`` ends with the turn that made ``calls``; the turn before it and its results come before.
+    """
+    earlier: dict[tuple[str, str], str] = {}
+    results: dict[str, str] = {}
+    seen_current = False
+    for msg in reversed(messages):
+        if isinstance(msg, ToolMessage):
+            results[msg.tool_call_id] = msg.content
+        elif isinstance(msg, AssistantMessage):
+            if not seen_current:
+                seen_current = True  # the turn that made `calls`
+                results.clear()
+                continue
+            for c in msg.tool_calls:
+                if c.id in results and c.arguments_error is None:
+                    earlier.setdefault(_key(c), results[c.id])
+            break
+        elif seen_current:
+            break  # a user turn between: a new question, the same call may be meant again
+    return {c.id: earlier[_key(c)] for c in calls if c.arguments_error is None and _key(c) in earlier}
+
+
+def _repeat(call: ToolCall, earlier: str) -> ToolResult:
+    return ToolResult(call_id=call.id, name=call.name, ok=False, error_type="RepeatedCall", content=(
+        f"You already called {call.name} with exactly these arguments, and its result is above:\n{earlier}\n"
+        "It was not run again. Do not repeat the call: use this result to answer the question now."))
+
+
 def _denied(call: ToolCall, decision: Decision) -> ToolResult:
     reason = f" Reason: {decision}" if isinstance(decision, str) and decision else ""
     return ToolResult(call_id=call.id, name=call.name, ok=False, error_type="Denied",
@@ -53,14 +89,14 @@ def _denied(call: ToolCall, decision: Decision) -> ToolResult:
 
 
 async def run_tool_calls(cfg: LoopConfig, cid: str, calls: list[ToolCall], step: int, emit: Emit,
-                         decisions: Mapping[str, Decision]) -> list[ToolResult]:
+                         decisions: Mapping[str, Decision], repeats: Mapping[str, str]) -> list[ToolResult]:
     """Run one turn's calls and return their results in call order.
 
     Calls run concurrently, except calls of `Tool.sequential` tools, which run one after another in the
     order written (they share state: ``cd`` then ``mkdir``). A call denied in ``decisions`` is not run; the
-    model reads the denial. If the run is stopped meanwhile, calls already running get `STOP_GRACE_S` to
-    finish; each started call ends up with a recorded result (its own, or "interrupted"), so a resume never
-    runs a started call a second time.
+    model reads the denial. A call in ``repeats`` is not run either; the model reads the earlier result.
+    If the run is stopped meanwhile, calls already running get `STOP_GRACE_S` to finish; each started call
+    ends up with a recorded result (its own, or "interrupted"), so a resume never runs a started call twice.
     """
     results: dict[str, ToolResult] = {}
     started: list[ToolCall] = []
@@ -70,7 +106,9 @@ async def run_tool_calls(cfg: LoopConfig, cid: str, calls: list[ToolCall], step:
         emit(ToolCallEvent(step=step, call=call))
         with tracing.tool_span(call) as span:
             decision = decisions.get(call.id, True)
-            if decision is True:
+            if call.id in repeats:
+                result = _repeat(call, repeats[call.id])
+            elif decision is True:
                 ctx = context_for(cfg, cid, call, step, emit)
                 result = await cfg.tools.call(call, ctx, timeout=cfg.tool_timeout)
             else:

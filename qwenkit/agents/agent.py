@@ -69,6 +69,9 @@ class Agent(Generic[DepsT]):
             the model back with a message.
         output_retries: How often an invalid answer is sent back before the run ends ``output_invalid``.
         limits: `UsageLimits` every run must stay within (a run may override them with ``limits=``).
+        repeated_call_guard: A call identical to one of the turn before (same name and arguments) is not run
+            again; the model is shown the earlier result and asked to answer. Small models otherwise repeat a
+            call they already have the result of until the steps run out.
 
     Raises:
         ConfigError: ``output_type`` is not a type pydantic can describe with a JSON schema.
@@ -92,6 +95,7 @@ class Agent(Generic[DepsT]):
         output_validator: OutputValidator | None = None,
         output_retries: int = 2,
         limits: UsageLimits | None = None,
+        repeated_call_guard: bool = True,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -124,6 +128,7 @@ class Agent(Generic[DepsT]):
         self.output = OutputSpec(output_type, output_validator) if output_type is not None else None
         self.output_retries = output_retries
         self.limits = limits
+        self.repeated_call_guard = repeated_call_guard
         # Event loops for the blocking `run`, one per calling thread, reused so that repeated runs keep their
         # tools' loop-bound state (kernels) and their thread pool instead of building both anew each time.
         self._runners: dict[int, asyncio.Runner] = {}
@@ -167,6 +172,7 @@ class Agent(Generic[DepsT]):
             deps=self.deps if deps is None else deps, agent_name=self.name,
             limits=limits if limits is not None else self.limits, output=self.output,
             output_retries=self.output_retries, decisions=dict(decisions or {}),
+            repeated_call_guard=self.repeated_call_guard,
         )
 
     def _start(self, prompt: str, history: Sequence[Message] | None) -> list[Message]:

@@ -18,6 +18,9 @@ FINAL_ANSWER_PROMPT = (
 )
 """The user turn added for the extra call made after the steps ran out (`Agent.final_answer_at_max_steps`)."""
 
+EMPTY_ANSWER_PROMPT = "Your last reply was empty. Answer my question now, using what you found above."
+"""The user turn added when the model's final reply is empty, to ask once more."""
+
 PARSE_OFF_LOOP_CHARS = 64_000
 """Replies longer than this are parsed in a worker thread, so a huge reply cannot stall other conversations."""
 
@@ -43,6 +46,8 @@ class LoopConfig:
         output: How the final answer becomes a typed object (``None``: plain text).
         output_retries: How often an answer that fails validation is sent back before ``output_invalid``.
         decisions: A person's decisions on calls that need approval, by call id (see `Agent.resume`).
+        repeated_call_guard: A call identical (same name and arguments) to one of the turn before is not run
+            again: the model is shown the earlier result and asked to answer (small models loop otherwise).
     """
 
     model: ChatModel
@@ -60,3 +65,4 @@ class LoopConfig:
     output: OutputSpec | None = None
     output_retries: int = 2
     decisions: Mapping[str, bool | str] = field(default_factory=dict)
+    repeated_call_guard: bool = True

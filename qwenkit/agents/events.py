@@ -9,7 +9,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from qwenkit.tools.base import ToolResult
 from qwenkit.types import AssistantMessage, Message, ToolCall, Usage
 
-RunStatus = Literal["completed", "max_steps", "error", "awaiting_approval", "limit", "output_invalid"]
+RunStatus = Literal[
+    "completed", "max_steps", "error", "awaiting_approval", "limit", "output_invalid", "empty_answer"
+]
 """How a run ended. Resumable: ``error``, ``awaiting_approval`` and ``limit``; final: the others."""
 
 RESUMABLE_STATUSES: frozenset[str] = frozenset({"error", "awaiting_approval", "limit"})
@@ -120,7 +122,8 @@ class ApprovalDecision(_Event):
 
 
 class OutputRetry(_Event):
-    """The final answer did not validate against the agent's ``output_type``; the model is asked again."""
+    """The final answer was not accepted — empty, or invalid for the agent's ``output_type`` — and the model
+    is asked again with ``message``."""
 
     type: Literal["output_retry"] = "output_retry"
     step: int
@@ -137,7 +140,8 @@ class RunResult(BaseModel):
             the steps ran out, if made.
         status: ``completed``; ``max_steps`` (the model kept calling tools); ``error`` (see ``error``);
             ``awaiting_approval`` (see ``pending_approvals``); ``limit`` (a `UsageLimits` limit was reached,
-            named in ``error``); ``output_invalid`` (the answer never validated against ``output_type``).
+            named in ``error``); ``output_invalid`` (the answer never validated against ``output_type``);
+            ``empty_answer`` (the model's final reply was empty, also when asked once more).
         error: What went wrong, for every status but ``completed`` and ``max_steps``.
         output: The answer as an ``output_type`` object when the agent has one (else the answer text).
         conversation_id: The conversation this run belonged to.

@@ -10,8 +10,8 @@ from typing import Any
 from qwenkit import tracing
 from qwenkit.agents._sanitize import sanitize_reply
 from qwenkit.agents._steps import ErrorStep, FinalStep, StepOutcome, ToolStep
-from qwenkit.agents._tool_calls import needing_approval, run_tool_calls
-from qwenkit.agents.config import PARSE_OFF_LOOP_CHARS, LoopConfig
+from qwenkit.agents._tool_calls import needing_approval, repeated_calls, run_tool_calls
+from qwenkit.agents.config import EMPTY_ANSWER_PROMPT, PARSE_OFF_LOOP_CHARS, LoopConfig
 from qwenkit.agents.conversation import tool_message, unanswered_calls
 from qwenkit.agents.events import (
     ApprovalRequested,
@@ -92,6 +92,7 @@ class _Run:
 
     def __init__(self, cfg: LoopConfig, cid: str, msgs: list[Message], spent: Spent, emit: Emit) -> None:
         self.cfg, self.cid, self.msgs, self.spent, self.emit = cfg, cid, msgs, spent, emit
+        self.asked_again_for_empty = False
 
     def finish(self, status: RunStatus, *, answer: str = "", error: str | None = None, output: Any = None,
                pending: Sequence[ToolCall] = ()) -> None:
@@ -111,7 +112,8 @@ class _Run:
         if why := before_tool_calls(self.cfg.limits, self.spent, len(calls)):
             self.finish("limit", error=why)
             return False
-        results = await run_tool_calls(self.cfg, self.cid, calls, step, self.emit, self.cfg.decisions)
+        repeats = repeated_calls(self.msgs, calls) if self.cfg.repeated_call_guard else {}
+        results = await run_tool_calls(self.cfg, self.cid, calls, step, self.emit, self.cfg.decisions, repeats)
         self.spent.tool_calls += len(results)
         for r in results:  # an agent used as a tool spent tokens too
             self.spent.usage += r.usage
@@ -122,6 +124,16 @@ class _Run:
                      retries_left: int) -> int | None:
         """Accept a final answer (typed when the agent has an output type); retries left, or None when done."""
         status: RunStatus = "max_steps" if after_max_steps else "completed"
+        if not message.content.strip():  # never "completed" with nothing to show
+            if not self.asked_again_for_empty and not after_max_steps:
+                self.asked_again_for_empty = True
+                self.emit(OutputRetry(step=step, errors="the answer is empty", retries_left=0,
+                                      message=EMPTY_ANSWER_PROMPT))
+                self.msgs.append(UserMessage(content=EMPTY_ANSWER_PROMPT))
+                return retries_left
+            self.emit(FinalAnswer(step=step, text=""))
+            self.finish("empty_answer", error="the model's final reply was empty")
+            return None
         output: Any = message.content
         if self.cfg.output is not None:
             output, errors = await self.cfg.output.parse(message.content)
