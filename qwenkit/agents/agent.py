@@ -72,6 +72,12 @@ class Agent(Generic[DepsT]):
         repeated_call_guard: A call identical to one of the turn before (same name and arguments) is not run
             again; the model is shown the earlier result and asked to answer. Small models otherwise repeat a
             call they already have the result of until the steps run out.
+        thinking: Qwen3's thinking switch (``enable_thinking`` in its chat template) for every request:
+            ``True``/``False``, or ``None`` for the template's default.
+        max_input_tokens: The model's context window in tokens; a conversation that would not fit (leaving
+            room for the reply's ``max_tokens``) has old observations shortened, then old turns dropped, and
+            a `ContextTrimmed` event says what. ``None``: taken from the model where it is known (the GGUF's
+            context length, vLLM's ``max_model_len``), else no check.
 
     Raises:
         ConfigError: ``output_type`` is not a type pydantic can describe with a JSON schema.
@@ -96,6 +102,8 @@ class Agent(Generic[DepsT]):
         output_retries: int = 2,
         limits: UsageLimits | None = None,
         repeated_call_guard: bool = True,
+        thinking: bool | None = None,
+        max_input_tokens: int | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError("max_steps must be at least 1")
@@ -129,6 +137,11 @@ class Agent(Generic[DepsT]):
         self.output_retries = output_retries
         self.limits = limits
         self.repeated_call_guard = repeated_call_guard
+        self.thinking = thinking
+        if max_input_tokens is not None and max_input_tokens < 1:
+            raise ValueError("max_input_tokens must be at least 1")
+        self.max_input_tokens = max_input_tokens
+        self._window_checked = False
         # Event loops for the blocking `run`, one per calling thread, reused so that repeated runs keep their
         # tools' loop-bound state (kernels) and their thread pool instead of building both anew each time.
         self._runners: dict[int, asyncio.Runner] = {}
@@ -145,10 +158,17 @@ class Agent(Generic[DepsT]):
         Raises:
             ConfigError: The model's chat template is visible but cannot be rendered.
         """
-        if self.format is None:
+        if self.format is None or (self.max_input_tokens is None and not self._window_checked):
+            self._window_checked = True
             info = await self.model.template_info() if isinstance(self.model, DescribesTemplate) else None
-            choice = choose_format(info)
-            self.format, self.format_choice = get_format(choice.name), choice
+            if self.max_input_tokens is None and info is not None:
+                self.max_input_tokens = info.max_input_tokens
+            if self.thinking is not None and info is not None and info.thinking is False:
+                warnings.warn(f"thinking={self.thinking} has no effect: the chat template from {info.source} has "
+                              "no enable_thinking switch", UserWarning, stacklevel=2)
+            if self.format is None:
+                choice = choose_format(info)
+                self.format, self.format_choice = get_format(choice.name), choice
         return self.format
 
     async def _load_toolsets(self) -> None:
@@ -172,7 +192,8 @@ class Agent(Generic[DepsT]):
             deps=self.deps if deps is None else deps, agent_name=self.name,
             limits=limits if limits is not None else self.limits, output=self.output,
             output_retries=self.output_retries, decisions=dict(decisions or {}),
-            repeated_call_guard=self.repeated_call_guard,
+            repeated_call_guard=self.repeated_call_guard, thinking=self.thinking,
+            max_input_tokens=self.max_input_tokens,
         )
 
     def _start(self, prompt: str, history: Sequence[Message] | None) -> list[Message]:

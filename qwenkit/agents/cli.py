@@ -39,8 +39,11 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local", metavar="NAME_OR_PATH", default=None,
                    help="use the embedded llama.cpp model (a store name or a .gguf path); the default when "
                         "no --base-url is given")
-    p.add_argument("--format", choices=FORMAT_NAMES, default="qwen",
-                   help="prompt format: how tools and calls are written in the prompt (default: qwen)")
+    p.add_argument("--format", choices=("auto", *FORMAT_NAMES), default="auto",
+                   help="prompt format: how tools and calls are written in the prompt (default: auto, chosen "
+                        "from the model's own chat template; nous when none is visible)")
+    p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
+                   help="Qwen3 thinking on or off (enable_thinking in its chat template; default: the template's)")
     p.add_argument("--tool", action="append", default=[], choices=sorted(BUILTIN_TOOLS), metavar="NAME",
                    help=f"enable a built-in tool (repeatable): {', '.join(sorted(BUILTIN_TOOLS))}")
     p.add_argument("--system", default=None, help="system prompt")
@@ -146,7 +149,7 @@ def make_agent(args: argparse.Namespace) -> Agent:
         quiet_sdk_logging()
         tools += servers_from_cli(args.mcp, args.mcp_config)  # started on the first run, closed by aclose
     return Agent(make_model(args), tools=tools, format=args.format, system=args.system,
-                 max_steps=args.max_steps, sampling=sampling)
+                 max_steps=args.max_steps, sampling=sampling, thinking=args.thinking)
 
 
 async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Console, approve: str,
@@ -159,7 +162,7 @@ async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Consol
         result: RunResult | None = None
         async for event in events:
             if as_json:
-                if event.type != "text_delta":
+                if event.type not in ("text_delta", "reasoning_delta"):
                     sys.stdout.write(event_json(event) + "\n")
                     sys.stdout.flush()
             else:
@@ -169,6 +172,12 @@ async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Consol
         assert result is not None, "a run always ends with RunFinished"
         return result
 
+    if agent.format_choice is None:  # format auto: say once which format was chosen, and why
+        await agent.resolve_format()
+        if agent.format_choice is not None:
+            choice = agent.format_choice
+            Console(stderr=True).print(f"[dim]prompt format: {choice.name} ({escape(choice.reason)})[/dim]",
+                                       highlight=False)
     try:
         result = await shown(agent.stream(prompt, history=history, conversation_id=conversation_id,
                                           transcript=transcript))

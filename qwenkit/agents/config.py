@@ -46,6 +46,9 @@ class LoopConfig:
         output: How the final answer becomes a typed object (``None``: plain text).
         output_retries: How often an answer that fails validation is sent back before ``output_invalid``.
         decisions: A person's decisions on calls that need approval, by call id (see `Agent.resume`).
+        max_input_tokens: The model's context window; prompts that would not fit (with room for the reply)
+            are cut (see `qwenkit.agents._context`). ``None``: no check.
+        thinking: Qwen3's thinking switch sent with every request (``None``: the template's default).
         repeated_call_guard: A call identical (same name and arguments) to one of the turn before is not run
             again: the model is shown the earlier result and asked to answer (small models loop otherwise).
     """
@@ -66,3 +69,5 @@ class LoopConfig:
     output_retries: int = 2
     decisions: Mapping[str, bool | str] = field(default_factory=dict)
     repeated_call_guard: bool = True
+    max_input_tokens: int | None = None
+    thinking: bool | None = None

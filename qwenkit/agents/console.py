@@ -14,6 +14,7 @@ from qwenkit.agents.events import (
     AssistantTurn,
     Event,
     FinalAnswer,
+    ReasoningDelta,
     RunFinished,
     StepError,
     TextDelta,
@@ -66,6 +67,9 @@ class EventPrinter:
 
     def __call__(self, event: Event) -> None:
         match event:
+            case ReasoningDelta() if self.show_stream:  # thinking, shown apart from the answer
+                self.console.print(escape(event.text), end="", style="dim italic", highlight=False)
+                self._streaming = True
             case TextDelta() if self.show_stream:
                 self.console.print(escape(event.text), end="", style="dim", highlight=False)
                 self._streaming = True

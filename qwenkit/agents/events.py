@@ -55,6 +55,15 @@ class TextDelta(_Event):
     text: str
 
 
+class ReasoningDelta(_Event):
+    r"""A piece of the model's thinking as it streams (Qwen3's ``<think>`` text, or the server's
+    ``reasoning_content``), apart from the answer's `TextDelta`\ s."""
+
+    type: Literal["reasoning_delta"] = "reasoning_delta"
+    step: int
+    text: str
+
+
 class AssistantTurn(_Event):
     """The model's reply for one step, parsed by the prompt format.
 
@@ -102,6 +111,28 @@ class StepError(_Event):
     step: int
     error_type: str
     message: str
+
+
+class ContextTrimmed(_Event):
+    """The conversation did not fit the context window; this step's prompt was cut (the record keeps all).
+
+    Attributes:
+        tokens_before: Tokens the whole conversation would take.
+        tokens_after: Tokens the cut prompt takes.
+        budget: The most the prompt may take (``max_input_tokens`` less the reply's ``max_tokens``).
+        shortened: Old observations shortened.
+        dropped: Old messages dropped.
+        estimated: Token counts are the stated estimate, not the model's tokenizer.
+    """
+
+    type: Literal["context_trimmed"] = "context_trimmed"
+    step: int
+    tokens_before: int
+    tokens_after: int
+    budget: int
+    shortened: int
+    dropped: int
+    estimated: bool
 
 
 class ApprovalRequested(_Event):
@@ -188,8 +219,8 @@ class RunFinished(_Event):
 
 
 Event = Annotated[
-    RunStarted | RunResumed | TextDelta | AssistantTurn | ToolCallEvent | ToolResultEvent | FinalAnswer
-    | StepError | ApprovalRequested | ApprovalDecision | OutputRetry | NestedEvent | RunFinished,
+    RunStarted | RunResumed | TextDelta | ReasoningDelta | AssistantTurn | ToolCallEvent | ToolResultEvent | FinalAnswer
+    | StepError | ContextTrimmed | ApprovalRequested | ApprovalDecision | OutputRetry | NestedEvent | RunFinished,
     Field(discriminator="type"),
 ]
 """Any event of a run; pydantic picks the class by ``type``."""

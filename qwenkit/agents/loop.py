@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 from qwenkit import tracing
+from qwenkit.agents._context import estimate_tokens, fit
 from qwenkit.agents._sanitize import sanitize_reply
 from qwenkit.agents._steps import ErrorStep, FinalStep, StepOutcome, ToolStep
+from qwenkit.agents._think_stream import ThinkSplitter
 from qwenkit.agents._tool_calls import needing_approval, repeated_calls, run_tool_calls
 from qwenkit.agents.config import EMPTY_ANSWER_PROMPT, PARSE_OFF_LOOP_CHARS, LoopConfig
 from qwenkit.agents.conversation import tool_message, unanswered_calls
 from qwenkit.agents.events import (
     ApprovalRequested,
     AssistantTurn,
+    ContextTrimmed,
     Event,
     FinalAnswer,
     OutputRetry,
+    ReasoningDelta,
     RunFinished,
     RunResult,
     RunResumed,
@@ -30,8 +35,9 @@ from qwenkit.agents.events import (
 from qwenkit.agents.limits import Spent, before_model_call, before_tool_calls
 from qwenkit.errors import ModelError
 from qwenkit.llm.base import ChatRequest
+from qwenkit.llm.template_info import CountsTokens
 from qwenkit.tools.registry import OPERATOR_ERRORS
-from qwenkit.types import AssistantMessage, Completion, Message, ToolCall, Usage, UserMessage
+from qwenkit.types import AssistantMessage, Completion, Message, ToolCall, ToolSpec, Usage, UserMessage
 
 Emit = Callable[[Event], None]
 
@@ -39,30 +45,67 @@ Emit = Callable[[Event], None]
 async def _complete(cfg: LoopConfig, request: ChatRequest, step: int, emit: Emit) -> Completion:
     if not cfg.stream_tokens:
         return await cfg.model.complete(request)
+    splitter = ThinkSplitter(thinking_open=request.thinking is True)
+
+    def send(pieces: list[tuple[str, str]]) -> None:
+        for kind, text in pieces:
+            emit(ReasoningDelta(step=step, text=text) if kind == "reasoning" else TextDelta(step=step, text=text))
+
     async for chunk in cfg.model.stream(request):
+        if chunk.reasoning:  # the server split the thinking off itself (reasoning_content)
+            emit(ReasoningDelta(step=step, text=chunk.reasoning))
         if chunk.delta:
-            emit(TextDelta(step=step, text=chunk.delta))
+            send(splitter.push(chunk.delta))
         if chunk.completion is not None:
+            send(splitter.flush())
             return chunk.completion
     raise ModelError(f"{cfg.model.name}: the stream ended without a final reply")
+
+
+async def _fitted(cfg: LoopConfig, msgs: list[Message], specs: list[ToolSpec], step: int, emit: Emit) -> list[Message]:
+    """``msgs`` cut to the context window when it is known and they would not fit; the event says what was cut."""
+    if cfg.max_input_tokens is None:
+        return msgs
+    budget = max(1, cfg.max_input_tokens - (cfg.sampling.max_tokens or 0))
+    counts = isinstance(cfg.model, CountsTokens)
+    estimated = not counts
+
+    async def count(candidate: Sequence[Message]) -> int:
+        nonlocal estimated
+        prompt = cfg.fmt.render(candidate, specs)
+        if counts:
+            wire = [{"role": m.role, "content": m.content} for m in prompt.messages]
+            n = await cfg.model.count_tokens(wire, prompt.tools)  # type: ignore[attr-defined]
+            if n is not None:
+                return n
+            estimated = True
+        return estimate_tokens(prompt.messages, extra_chars=len(json.dumps(prompt.tools)) if prompt.tools else 0)
+
+    fitted = await fit(msgs, budget, count)
+    if fitted is None:
+        return msgs
+    emit(ContextTrimmed(step=step, tokens_before=fitted.tokens_before, tokens_after=fitted.tokens_after,
+                        budget=budget, shortened=fitted.shortened, dropped=fitted.dropped, estimated=estimated))
+    return fitted.messages
 
 
 async def _step(cfg: LoopConfig, msgs: list[Message], step: int, emit: Emit, *, after_max_steps: bool) -> StepOutcome:
     """One model call, parsed. ``after_max_steps``: tools withheld and any call dropped."""
     if after_max_steps:
-        prompt = cfg.fmt.render([*msgs, UserMessage(content=cfg.final_answer_prompt)], [])
+        prompt_msgs = await _fitted(cfg, [*msgs, UserMessage(content=cfg.final_answer_prompt)], [], step, emit)
+        prompt = cfg.fmt.render(prompt_msgs, [])
     else:
-        prompt = cfg.fmt.render(msgs, cfg.tools.specs())
-    extra: dict[str, Any] = {}
+        specs = cfg.tools.specs()
+        prompt = cfg.fmt.render(await _fitted(cfg, msgs, specs, step, emit), specs)
+    response_format = None
     if cfg.output is not None and not prompt.tools and cfg.fmt.name == "native":
         # Structured output constrains every token, so it is asked for only when no tool may be called.
-        extra["response_format"] = cfg.output.response_format()
-    sampling = cfg.sampling.model_copy(update={"extra_body": {**cfg.sampling.extra_body, **extra}}) if extra \
-        else cfg.sampling
+        response_format = cfg.output.response_format()
     request = ChatRequest(
         messages=prompt.messages, stop=prompt.stop, tools=prompt.tools,
         tool_choice=(cfg.tool_choice or prompt.tool_choice) if prompt.tools else None,
-        continue_final=prompt.continue_final, sampling=sampling,
+        continue_final=prompt.continue_final, sampling=cfg.sampling, thinking=cfg.thinking,
+        response_format=response_format,
     )
     with tracing.chat_span(cfg.model.name, step, cfg.sampling.temperature, cfg.sampling.max_tokens,
                            list(prompt.messages)) as span:

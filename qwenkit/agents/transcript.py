@@ -18,6 +18,7 @@ from qwenkit.agents.events import (
     Event,
     NestedEvent,
     OutputRetry,
+    ReasoningDelta,
     RunFinished,
     RunResult,
     RunResumed,
@@ -70,7 +71,8 @@ class TranscriptWriter:
 
     def write(self, event: Event) -> None:
         """Append ``event`` as one line and flush it to the OS."""
-        if isinstance(event, TextDelta) or (isinstance(event, NestedEvent) and isinstance(event.event, TextDelta)):
+        deltas = (TextDelta, ReasoningDelta)
+        if isinstance(event, deltas) or (isinstance(event, NestedEvent) and isinstance(event.event, deltas)):
             return
         try:
             # The result's messages are the conversation the lines above already hold: not written again.

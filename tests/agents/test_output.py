@@ -87,7 +87,8 @@ async def test_native_without_tools_asks_for_structured_output() -> None:
     model = ScriptedModel(['{"a": 1, "b": "x"}'])
     result = await Agent(model, format="native", output_type=Pair).arun("pair?")
     assert result.output == {"a": 1, "b": "x"}
-    rf = model.requests[0].sampling.extra_body["response_format"]
+    rf = model.requests[0].response_format
+    assert rf is not None
     assert rf["type"] == "json_schema" and rf["json_schema"]["schema"]["required"] == ["a", "b"]
 
 
