@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from qwenkit.errors import ChecksumError, ConfigError
 from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
 
 
@@ -51,7 +53,15 @@ def _list(args: argparse.Namespace) -> int:
 
 def _pull(args: argparse.Namespace) -> int:
     store = ModelStore(progress=not args.quiet)
-    path = store.pull(args.name, file=args.file, force=args.force)
+    if args.file is not None and not Path(args.file).expanduser().is_file():
+        raise ConfigError(f"--file {args.file}: no such file")
+    try:
+        path = store.pull(args.name, file=args.file, force=args.force)
+    except ChecksumError as err:
+        if args.file is None:
+            raise
+        # The library describes the mismatch; the flag that named the file is the CLI's to add.
+        raise ChecksumError(f"--file {args.file}: {err}") from err
     print(path)
     return 0
 
@@ -59,3 +69,4 @@ def _pull(args: argparse.Namespace) -> int:
 def _path(args: argparse.Namespace) -> int:
     print(ModelStore().path(args.name))
     return 0
+

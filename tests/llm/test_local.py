@@ -12,7 +12,7 @@ import itertools
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +23,11 @@ from qwenkit.agents.agent import Agent
 from qwenkit.errors import ConfigError, ModelError
 from qwenkit.llm.base import ChatModel, ChatRequest, Sampling
 from qwenkit.llm.doctor import check_llama_cpp
-from qwenkit.llm.local import (
-    LocalModel,
-    StopScanner,
-    forced_call_prefix,
-    parse_tool_calls,
-    render_chat,
-    template_messages,
-)
+from qwenkit.llm.local import LocalModel
+from qwenkit.llm.local._hermes import forced_call_prefix, parse_tool_calls
+from qwenkit.llm.chat_template import render_chat, template_messages
+from qwenkit.llm.stops import StopScanner, apply_stop
 from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
-from qwenkit.testing import apply_stop
 from qwenkit.tools import tool
 from qwenkit.types import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
 
@@ -150,6 +145,66 @@ def test_forced_prefix_only_for_required_or_a_name() -> None:
     assert forced_call_prefix("required") == forced_call_prefix("add") == "<tool_call>\n"
 
 
+def test_apply_stop_cuts_at_the_earliest_word() -> None:
+    assert apply_stop("a STOP b END", ["END", "STOP", ""]) == ("a ", "STOP")
+    assert apply_stop("plain", ["x"]) == ("plain", None)
+
+
+def test_hermes_emulation_shares_the_nous_markers() -> None:
+    from qwenkit.llm.formats.nous import CALL_CLOSE, CALL_OPEN, NousFormat
+
+    assert forced_call_prefix("required") == f"{CALL_OPEN}\n"
+    call = ToolCall(name="add", arguments={"a": 1})
+    rendered = NousFormat().render([UserMessage(content="q"), AssistantMessage(tool_calls=(call,))], [])
+    text = rendered.messages[-1].content
+    assert text.endswith(CALL_CLOSE)
+    _, calls = parse_tool_calls(text)  # what the nous format writes, the emulation reads
+    assert [(c.name, c.arguments) for c in calls] == [("add", {"a": 1})]
+
+
+async def test_aclose_before_loading_is_a_no_op_and_idempotent(tmp_path: Path) -> None:
+    model = LocalModel(tmp_path / "absent.gguf")
+    await model.aclose()
+    await model.aclose()
+    assert not model.loaded
+
+
+async def test_stream_bridge_relays_deltas_errors_and_cancellation() -> None:
+    import threading
+
+    from qwenkit.llm.local._bridge import complete_in_thread, stream_from_thread
+    from qwenkit.types import Completion
+
+    def work(emit: Callable[[str], None], cancel: threading.Event) -> Completion:
+        for piece in ("a", "b", "c"):
+            emit(piece)
+        return Completion(text="abc", finish_reason="stop")
+
+    chunks = [c async for c in stream_from_thread(work)]
+    assert [c.delta for c in chunks[:-1]] == ["a", "b", "c"] and chunks[-1].completion is not None
+    assert (await complete_in_thread(work)).text == "abc"
+
+    def broken(emit: Callable[[str], None], cancel: threading.Event) -> Completion:
+        raise ModelError("decode failed")
+
+    with pytest.raises(ModelError, match="decode failed"):
+        [c async for c in stream_from_thread(broken)]
+
+    stopped = threading.Event()
+
+    def endless(emit: Callable[[str], None], cancel: threading.Event) -> Completion:
+        while not cancel.wait(0.001):
+            emit("x")
+        stopped.set()
+        return Completion(finish_reason="cancelled")
+
+    stream = stream_from_thread(endless)
+    async for _ in stream:
+        break
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert stopped.is_set()  # closing the stream stopped the worker before returning
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     model = LocalModel(tmp_path / "absent.gguf")
     assert model.name == "absent"
@@ -207,6 +262,15 @@ def model() -> Iterator[LocalModel]:
     m.load()
     yield m
     m.close()
+
+
+@pytest.mark.llama
+async def test_aclose_frees_the_weights_and_a_later_request_reloads(model: LocalModel) -> None:
+    await model.aclose()
+    assert not model.loaded
+    await model.aclose()  # idempotent
+    done = await model.complete(_req("Capital of France? One word.", sampling={"max_tokens": 8}))
+    assert model.loaded and "Paris" in done.text
 
 
 def _req(text: str, **kw: object) -> ChatRequest:

