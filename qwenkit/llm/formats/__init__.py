@@ -7,7 +7,10 @@ Four formats, one module each:
 - ``nous``: the Hermes ``<tools>`` / ``<tool_call>`` / ``<tool_response>`` template of Qwen2.5/Qwen3.
 - ``native``: the server's own ``tools`` / ``tool_calls`` fields.
 
-Use `get_format` to build one by name.
+Use `get_format` to build one by name. The three text formats share `TextFormat` (in ``base``): a
+parser that never raises, reads any reply in time linear in its length, and keeps at most
+``max_calls`` calls (default `DEFAULT_MAX_CALLS`); and ``render_calls``, the text a model would write
+to make given calls.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from qwenkit.llm.formats._json import parse_arguments
-from qwenkit.llm.formats.base import ParsedReply, PromptFormat, RenderedPrompt
+from qwenkit.llm.formats.base import DEFAULT_MAX_CALLS, ParsedReply, PromptFormat, RenderedPrompt, TextFormat
 from qwenkit.llm.formats.native import NativeFormat
 from qwenkit.llm.formats.nous import NousFormat
 from qwenkit.llm.formats.qwen import QwenFormat
@@ -37,14 +40,14 @@ def get_format(name: str, **options: Any) -> PromptFormat:
 
     Args:
         name: One of `FORMAT_NAMES` (case and surrounding spaces ignored).
-        **options: Passed to the format's constructor (``QwenFormat(parallel=..., lang=...)``,
-            ``NativeFormat(tool_choice=...)``).
+        **options: Passed to the format's constructor: ``max_calls`` for every format,
+            ``QwenFormat(parallel=..., lang=...)``, ``NativeFormat(tool_choice=...)``.
 
     Returns:
         A new format instance.
 
     Raises:
-        ValueError: ``name`` is not a known format.
+        ValueError: ``name`` is not a known format, or an option has a bad value.
         TypeError: An option the format does not take.
     """
     cls = _CLASSES.get(name.strip().lower()) if isinstance(name, str) else None
@@ -54,6 +57,7 @@ def get_format(name: str, **options: Any) -> PromptFormat:
 
 
 __all__ = [
+    "DEFAULT_MAX_CALLS",
     "FORMAT_NAMES",
     "NativeFormat",
     "NousFormat",
@@ -62,6 +66,7 @@ __all__ = [
     "QwenFormat",
     "ReActFormat",
     "RenderedPrompt",
+    "TextFormat",
     "get_format",
     "parse_arguments",
 ]

@@ -1,4 +1,4 @@
-"""Forgiving reading of tool-call arguments and replies, shared by the text prompt formats.
+"""Forgiving reading of tool-call arguments, shared by the prompt formats, in time linear in the text.
 
 Models write arguments in many slightly wrong ways: single quotes, trailing commas, a missing closing
 brace, a comment after the object, a fenced code block instead of JSON. `parse_arguments` reads them
@@ -14,20 +14,22 @@ A fenced block is unwrapped first: a ```json fence (or a bare fence holding JSON
 as Qwen-Agent's ``code_interpreter`` takes it). A value that is not an object (a list, a number, plain
 text) is an error; the caller keeps the raw text so the model can be shown what it wrote.
 
-The module also holds the few reply helpers every text format needs (``<think>`` splitting, the
-token-limit check), so that the formats stay about their own markers.
+Steps 1 and 3 are C code and linear. ``json5`` is a pure-Python parser (tens of microseconds per
+character) and ``json_repair`` is quadratic on some inputs (``{a: b}{a: b}...``), so the text handed to
+them is bounded by a `RepairBudget` shared by all the calls of one reply: a reply cannot buy a minute
+of CPU with a few megabytes of broken JSON; such arguments get an ``arguments_error`` instead.
+
+The module also holds the one rule for "is this a code tool" (`is_code_tool`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import json5
 from json_repair import repair_json
 
-from qwenkit.llm.formats.base import ParsedReply
 from qwenkit.types import ToolCall, ToolSpec
 
 CODE_FENCE_LANGS = frozenset({"", "py", "python", "python3", "py3", "ipython"})
@@ -36,40 +38,74 @@ CODE_FENCE_LANGS = frozenset({"", "py", "python", "python3", "py3", "ipython"})
 JSON_FENCE_LANGS = frozenset({"json", "json5", "jsonc"})
 """Fence languages whose body is read as JSON."""
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*\n?(.*?)(?:\n?[ \t]*```|\Z)", re.DOTALL)
+MAX_JSON5_CHARS = 8_000
+"""Characters of one reply that may go to ``json5`` (about 10-90 microseconds per character)."""
+
+MAX_REPAIR_CHARS = 4_000
+"""Characters of one reply that may go to ``json_repair`` (quadratic on some inputs: 4,000 characters
+of ``{a: b}`` take about half a second)."""
+
 _JSON_START = tuple('{["-0123456789')
 _MAX_UNCLOSED = 200
+_FENCE_LANG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
+_BLANKS = " \t"
 
-TRUNCATED = "the reply hit the token limit (max_tokens) before this call was complete"
+
+class RepairBudget:
+    """How many more characters one reply may hand to the slow forgiving parsers.
+
+    A format makes one per reply and passes it to every `parse_arguments` / `load_json` of that
+    reply; without one, each call of those functions gets a fresh budget.
+    """
+
+    def __init__(self, json5_chars: int = MAX_JSON5_CHARS, repair_chars: int = MAX_REPAIR_CHARS) -> None:
+        self.json5_left = json5_chars
+        self.repair_left = repair_chars
+
+    def take_json5(self, text: str) -> bool:
+        """Spend ``len(text)`` on json5; False (nothing spent) when not enough is left."""
+        if len(text) > self.json5_left:
+            return False
+        self.json5_left -= len(text)
+        return True
+
+    def take_repair(self, text: str) -> bool:
+        """Spend ``len(text)`` on json_repair; False (nothing spent) when not enough is left."""
+        if len(text) > self.repair_left:
+            return False
+        self.repair_left -= len(text)
+        return True
 
 
-def parse_arguments(text: str) -> tuple[dict[str, Any], str | None]:
+def parse_arguments(text: str, budget: RepairBudget | None = None) -> tuple[dict[str, Any], str | None]:
     """Read the arguments a model wrote for one call.
 
     Args:
         text: The argument text as the model wrote it.
+        budget: The reply's budget for slow repairs (a fresh one when ``None``).
 
     Returns:
         ``(arguments, None)`` when an object could be read (empty text gives ``{}``), else
         ``({}, reason)`` with a short reason the model can act on. Never raises.
     """
     try:
-        return _parse_arguments(text)
+        return _parse_arguments(text, budget or RepairBudget())
     except Exception as exc:  # last resort: a parser bug must not crash the loop
         return {}, f"could not read the arguments ({type(exc).__name__})"
 
 
-def load_json(text: str) -> tuple[Any, str | None]:
+def load_json(text: str, budget: RepairBudget | None = None) -> tuple[Any, str | None]:
     """Read one JSON value forgivingly (json, json5, a value with stray text after it, json_repair).
 
     Args:
         text: Text that should hold one JSON value.
+        budget: The reply's budget for slow repairs (a fresh one when ``None``).
 
     Returns:
         ``(value, None)`` on success, else ``(None, reason)``. Never raises.
     """
     try:
-        return _load_json(text.strip())
+        return _load_json(text.strip(), budget or RepairBudget())
     except Exception as exc:  # RecursionError on absurd nesting, a bug in a repair library, ...
         return None, f"could not read JSON ({type(exc).__name__})"
 
@@ -83,9 +119,23 @@ def arguments_text(call: ToolCall) -> str:
     return raw if raw else json.dumps(call.arguments, ensure_ascii=False)
 
 
-def make_call(name: str, raw_arguments: str) -> ToolCall:
+def call_json(value: Any, markers: tuple[str, ...]) -> str:
+    """Write ``value`` as one line of JSON in which none of ``markers`` appears.
+
+    Used to write calls that a parser must read back exactly: the first character of each marker
+    found in the text is written as a ``\\u`` escape (markers start with ``<`` or ``✿``, characters
+    that only ever appear inside JSON strings, where an escape means the same).
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    for marker in markers:
+        if marker in text:
+            text = text.replace(marker[0], f"\\u{ord(marker[0]):04x}")
+    return text
+
+
+def make_call(name: str, raw_arguments: str, budget: RepairBudget | None = None) -> ToolCall:
     """Build a `ToolCall` from a name and argument text as written by the model (fresh id)."""
-    arguments, error = parse_arguments(raw_arguments)
+    arguments, error = parse_arguments(raw_arguments, budget)
     return ToolCall(name=name.strip(), arguments=arguments, raw_arguments=raw_arguments.strip(), arguments_error=error)
 
 
@@ -93,7 +143,8 @@ def is_code_tool(spec: ToolSpec) -> bool:
     """Whether ``spec`` takes exactly one string argument named ``code`` (a code interpreter).
 
     Qwen-Agent asks for a fenced code block instead of JSON for its ``code_interpreter``; qwenkit
-    decides by the shape of the parameters, not by the tool's name.
+    decides by the shape of the parameters, not by the tool's name. This is the one place that rule
+    is written.
     """
     props = spec.parameters.get("properties")
     if not isinstance(props, dict) or list(props) != ["code"]:
@@ -102,73 +153,59 @@ def is_code_tool(spec: ToolSpec) -> bool:
     return isinstance(code, dict) and code.get("type", "string") == "string"
 
 
-def split_think(text: str) -> tuple[str, str, list[str]]:
-    """Split a leading ``<think>...</think>`` block (Qwen3 thinking) off a reply.
+def first_fence(text: str) -> tuple[str, str] | None:
+    """Find the first markdown fence in ``text``: ``(language, body)``, or ``None`` without one.
 
-    Servers without a reasoning parser return the thinking in the text; when the template opened the
-    block itself the text has only the closing tag.
-
-    Returns:
-        ``(reasoning, rest, problems)``.
+    The body runs to the next ````` (blanks and one newline before it dropped) or to the end of the
+    text when the fence is not closed. One pass with ``str.find``: a regular expression with a lazy
+    body and blank runs is quadratic on ````` followed by megabytes of blanks.
     """
-    close = text.find("</think>")
-    if close >= 0:
-        head, rest = text[:close], text[close + len("</think>") :]
-        opened = head.find("<think>")
-        if opened >= 0:
-            rest = head[:opened] + rest
-            head = head[opened + len("<think>") :]
-        return head.strip(), rest, []
-    opened = text.find("<think>")
-    if opened >= 0 and not text[:opened].strip():
-        return text[opened + len("<think>") :].strip(), "", ["the reply ended inside <think>; no answer"]
-    return "", text, []
-
-
-def mark_truncated(reply: ParsedReply, finish_reason: str | None, *, last_call_complete: bool) -> ParsedReply:
-    """Turn the last call of a reply cut off by the token limit into a call with an argument error.
-
-    Running a half-written call (truncated code, a guessed closing brace) is worse than asking the
-    model to write it again, so the registry is given an error to report instead.
-
-    Args:
-        reply: The parsed reply.
-        finish_reason: The backend's finish reason; only ``"length"`` changes anything.
-        last_call_complete: The format saw the call's closing marker, so it is whole.
-    """
-    if finish_reason != "length" or not reply.tool_calls or last_call_complete:
-        return reply
-    last = reply.tool_calls[-1]
-    cut = last.model_copy(update={"arguments": {}, "arguments_error": TRUNCATED})
-    return reply.model_copy(
-        update={
-            "tool_calls": [*reply.tool_calls[:-1], cut],
-            "problems": [*reply.problems, f"{TRUNCATED}: {last.name}"],
-        }
-    )
+    at = text.find("```")
+    if at < 0:
+        return None
+    i, n = at + 3, len(text)
+    while i < n and text[i] in _BLANKS:
+        i += 1
+    lang_start = i
+    while i < n and text[i] in _FENCE_LANG_CHARS:
+        i += 1
+    lang = text[lang_start:i]
+    while i < n and text[i] in _BLANKS:
+        i += 1
+    if i < n and text[i] == "\n":
+        i += 1
+    close = text.find("```", i)
+    if close < 0:
+        return lang, text[i:]
+    end = close
+    while end > i and text[end - 1] in _BLANKS:
+        end -= 1
+    if end > i and text[end - 1] == "\n":
+        end -= 1
+    return lang, text[i:end]
 
 
 # --------------------------------------------------------------------------------------- internals
 
 
-def _parse_arguments(text: str) -> tuple[dict[str, Any], str | None]:
+def _parse_arguments(text: str, budget: RepairBudget) -> tuple[dict[str, Any], str | None]:
     t = text.strip()
     if not t:
         return {}, None
     if t.startswith("```") or (not t.startswith(("{", "[")) and "```" in t):
-        fence = _FENCE.search(t)
+        fence = first_fence(t)
         if fence is not None:
-            lang, body = fence.group(1).lower(), fence.group(2)
+            lang, body = fence[0].lower(), fence[1]
             if lang in JSON_FENCE_LANGS:
-                return _as_object(*_load_json(body.strip()))
+                return _as_object(*_load_json(body.strip(), budget))
             if lang == "" and body.lstrip().startswith("{"):
-                value, error = _load_strict(body.strip())
+                value, error = _load_strict(body.strip(), budget)
                 if error is None and isinstance(value, dict):
                     return _as_object(value, None)
             if lang in CODE_FENCE_LANGS:
                 return {"code": body}, None
-            return {}, f"a ```{lang} block is not a JSON object"
-    return _as_object(*_load_json(t))
+            return {}, f"a ```{lang[:40]} block is not a JSON object"
+    return _as_object(*_load_json(t, budget))
 
 
 def _as_object(value: Any, error: str | None) -> tuple[dict[str, Any], str | None]:
@@ -179,19 +216,21 @@ def _as_object(value: Any, error: str | None) -> tuple[dict[str, Any], str | Non
     return {}, f"expected a JSON object, got {_kind(value)}"
 
 
-def _load_strict(t: str) -> tuple[Any, str | None]:
+def _load_strict(t: str, budget: RepairBudget) -> tuple[Any, str | None]:
     try:
         return json.loads(t), None
     except (ValueError, RecursionError) as exc:
         first = exc
+    if not budget.take_json5(t):
+        return None, _too_long(first, t)
     try:
         return json5.loads(t), None
     except Exception:
         return None, _describe(first, t)
 
 
-def _load_json(t: str) -> tuple[Any, str | None]:
-    value, error = _load_strict(t)
+def _load_json(t: str, budget: RepairBudget) -> tuple[Any, str | None]:
+    value, error = _load_strict(t, budget)
     if error is None or not t.startswith(("{", "[")):
         return value, error
     try:  # a whole value followed by a comment or a hallucinated line
@@ -201,8 +240,10 @@ def _load_json(t: str) -> tuple[Any, str | None]:
     unclosed = t.count("{") + t.count("[") - t.count("}") - t.count("]")
     if unclosed > _MAX_UNCLOSED:  # json_repair is quadratic in the nesting it must close
         return None, error
+    if not budget.take_repair(t):
+        return None, error if _TOO_LONG_TAIL in error else f"{error}{_TOO_LONG_TAIL} ({len(t)} characters)"
     try:
-        repaired = repair_json(t, return_objects=True)
+        repaired = repair_json(t, return_objects=True, skip_json_loads=True)
     except Exception:
         return None, error
     if isinstance(repaired, dict | list):
@@ -210,12 +251,21 @@ def _load_json(t: str) -> tuple[Any, str | None]:
     return None, error
 
 
+_TOO_LONG_TAIL = "; too long to repair, write strict JSON"
+
+
+def _too_long(exc: BaseException, t: str) -> str:
+    if not t.startswith(("{", "[")):
+        return _describe(exc, t)
+    return f"{_describe(exc, t)}{_TOO_LONG_TAIL} ({len(t)} characters)"
+
+
 def _describe(exc: BaseException, t: str) -> str:
     if not t.startswith(_JSON_START) and not t.startswith(("true", "false", "null", '"')):
         return "expected a JSON object, got plain text"
     if isinstance(exc, RecursionError):
         return "the JSON is nested too deeply"
-    return str(exc) or type(exc).__name__
+    return str(exc)[:200] or type(exc).__name__
 
 
 def _kind(value: Any) -> str:

@@ -27,13 +27,18 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from qwenkit.llm.formats._json import load_json, mark_truncated, parse_arguments, split_think
-from qwenkit.llm.formats.base import ParsedReply, RenderedPrompt
+from qwenkit.llm.formats._json import RepairBudget, call_json, load_json, parse_arguments
+from qwenkit.llm.formats.base import (
+    DEFAULT_MAX_CALLS,
+    ParsedReply,
+    RenderedPrompt,
+    TextFormat,
+    split_think,
+    too_many_calls,
+)
 from qwenkit.types import (
     AssistantMessage,
-    Completion,
     Message,
-    SystemMessage,
     ToolCall,
     ToolMessage,
     ToolSpec,
@@ -56,9 +61,13 @@ For each function call, return a json object with function name and arguments wi
 </tool_call>"""
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+"""The Hermes call markers; the one definition every module that writes or reads them imports."""
 RESPONSE_OPEN, RESPONSE_CLOSE = "<tool_response>", "</tool_response>"
 
-_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_MARKERS = (CALL_OPEN, CALL_CLOSE, RESPONSE_OPEN, "<think>", "</think>", "<code>")
+"""Text the parser acts on wherever it appears; `NousFormat.render_calls` escapes it inside JSON."""
+
+_NAME = re.compile(r'"name"\s*+:\s*+"([^"\\]*+(?:\\.[^"\\]*+)*+)"')  # possessive, unrolled: one pass
 _ARGUMENTS = re.compile(r'"(?:arguments|parameters)"\s*:')
 
 
@@ -68,34 +77,34 @@ def tool_system(tools: Sequence[ToolSpec]) -> str:
     return FN_CALL_TEMPLATE.format(tool_descs=descs)
 
 
-def call_block(call: ToolCall) -> str:
-    """Return ``<tool_call>`` text for ``call`` (arguments as an object, or the raw text if unreadable)."""
+def call_block(call: ToolCall, markers: tuple[str, ...] = ()) -> str:
+    """Return ``<tool_call>`` text for ``call`` (arguments as an object, or the raw text if unreadable).
+
+    Args:
+        call: The call.
+        markers: Marker texts to escape inside the JSON (see `call_json`); none when re-rendering a
+            model's past turn, which is written as it was.
+    """
     arguments: Any = call.arguments
     if call.arguments_error is not None and call.raw_arguments:
         arguments = call.raw_arguments
-    body = json.dumps({"name": call.name, "arguments": arguments}, ensure_ascii=False)
+    body = call_json({"name": call.name, "arguments": arguments}, markers)
     return f"{CALL_OPEN}\n{body}\n{CALL_CLOSE}"
 
 
-def parse_tool_call_text(text: str) -> ParsedReply:
-    """Read ``<tool_call>`` blocks (and ``<think>``) from reply text. Never raises.
-
-    Text before the first call (and any text between or after calls) is content; ``<tool_response>``
-    written by the model and everything after it is ignored; an unclosed last block is still read.
-    """
-    try:
-        return _parse(text if isinstance(text, str) else "")
-    except Exception as exc:  # last resort; _parse is written not to raise
-        return ParsedReply(content=str(text), problems=[f"could not parse the reply ({exc!r})"])
-
-
-class NousFormat:
+class NousFormat(TextFormat):
     """Hermes-style tool calling, the format Qwen2.5/Qwen3 chat templates use for ``tools``.
 
     Rendering writes it in plain messages, so it works on servers without a tool parser.
+
+    Args:
+        max_calls: Most calls read from one reply; further calls are dropped and reported.
     """
 
     name: str = "nous"
+
+    def __init__(self, *, max_calls: int = DEFAULT_MAX_CALLS) -> None:
+        super().__init__(max_calls=max_calls)
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> RenderedPrompt:
         """Write the conversation with ``<tools>`` in the system message and results as user turns.
@@ -135,29 +144,31 @@ class NousFormat:
                 out.append(m)
                 responses = False
         if tools:
-            system = tool_system(list(tools))
-            if out and isinstance(out[0], SystemMessage):
-                out[0] = SystemMessage(content=out[0].content + "\n\n" + system)
-            else:
-                out.insert(0, SystemMessage(content=system))
+            out = self._add_system_text(out, tool_system(list(tools)))
         return RenderedPrompt(messages=out)
 
-    def parse(self, text: str) -> ParsedReply:
-        """Read ``<tool_call>`` blocks from a reply. Never raises (see `parse_tool_call_text`)."""
-        return parse_tool_call_text(text)
+    def render_calls(self, calls: Sequence[ToolCall]) -> str:
+        """Return ``<tool_call>`` blocks for ``calls``, one per call, separated by newlines."""
+        return "\n".join(call_block(call, _MARKERS) for call in calls)
 
-    def parse_completion(self, completion: Completion) -> ParsedReply:
-        """Read a reply; an unclosed call cut off by the token limit gets an argument error."""
-        reply = self.parse(completion.text)
-        closed = completion.text.rstrip().endswith(CALL_CLOSE)
-        return mark_truncated(reply, completion.finish_reason, last_call_complete=closed)
+    def _parse(self, text: str) -> ParsedReply:
+        """Read ``<tool_call>`` blocks (and ``<think>``) from reply text.
+
+        Text before the first call (and any text between or after calls) is content; ``<tool_response>``
+        written by the model and everything after it is ignored; an unclosed last block is still read.
+        """
+        return _parse(text, self.max_calls)
+
+    def _last_call_complete(self, text: str) -> bool:
+        return text.rstrip().endswith(CALL_CLOSE)
 
 
 # ----------------------------------------------------------------------------------------- parsing
 
 
-def _parse(text: str) -> ParsedReply:
+def _parse(text: str, max_calls: int) -> ParsedReply:
     problems: list[str] = []
+    budget = RepairBudget()
     reasoning, text, more = split_think(text)
     problems += more
     cut = text.find(RESPONSE_OPEN)
@@ -166,20 +177,25 @@ def _parse(text: str) -> ParsedReply:
             problems.append("ignored a <tool_response> written by the model (results come from tools)")
         text = text[:cut]
 
-    if CALL_OPEN not in text and (fenced := _fenced_calls(text, problems)) is not None:
+    if CALL_OPEN not in text and (fenced := _fenced_calls(text, problems, max_calls, budget)) is not None:
         return fenced.model_copy(update={"reasoning": reasoning})
     parts = text.split(CALL_OPEN)
     content = [parts[0]]
     calls: list[ToolCall] = []
+    found = 0
     for part in parts[1:]:
         body, closed, tail = part.partition(CALL_CLOSE)
         if not closed and body.strip():
             problems.append("a <tool_call> was not closed; read it to the end of the reply")
         if body.strip():
-            calls.append(_read_call(body, problems))
+            found += 1
+            if found <= max_calls:  # calls past the limit are counted, never parsed
+                calls.append(_read_call(body, problems, budget))
         elif closed:
             problems.append("ignored an empty <tool_call>")
         content.append(tail)
+    if found > max_calls:
+        problems.append(too_many_calls(found, max_calls))
     return ParsedReply(
         content="\n".join(c.strip() for c in content if c.strip()),
         reasoning=reasoning,
@@ -188,27 +204,61 @@ def _parse(text: str) -> ParsedReply:
     )
 
 
-_FENCE = re.compile(r"```[ \t]*(?:json5?|tool_call|javascript)?[ \t]*\n(.*?)```", re.DOTALL)
+_FENCE_LANGS = ("json5", "json", "tool_call", "javascript")
 
 
-def _fenced_calls(text: str, problems: list[str]) -> ParsedReply | None:
+def _fence_blocks(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, body)`` of each fenced block: ```json, ```json5, ```tool_call, ```javascript or a
+    bare fence, then a newline; the body runs to the next ``` (a block without one is not a block).
+
+    One left-to-right pass with ``str.find`` (the regular expression it replaces backtracked
+    quadratically on ``` followed by a long run of blanks).
+    """
+    blocks: list[tuple[int, int, str]] = []
+    n = len(text)
+    at = text.find("```")
+    while at >= 0:
+        i = at + 3
+        while i < n and text[i] in " \t":
+            i += 1
+        lang = next((w for w in _FENCE_LANGS if text.startswith(w, i)), "")
+        j = i + len(lang)
+        while j < n and text[j] in " \t":
+            j += 1
+        if lang and (j >= n or text[j] != "\n"):  # the language was not a word of its own: try without it
+            lang, j = "", i
+        if j < n and text[j] == "\n":
+            close = text.find("```", j + 1)
+            if close < 0:  # no closing fence after this opening, so none after any later one either
+                break
+            blocks.append((at, close + 3, text[j + 1 : close]))
+            at = text.find("```", close + 3)
+        else:
+            at = text.find("```", at + 1)
+    return blocks
+
+
+def _fenced_calls(text: str, problems: list[str], max_calls: int, budget: RepairBudget) -> ParsedReply | None:
     """Read calls a small model wrote as fenced (or bare) JSON ``{"name", "arguments"}`` without tags.
 
     Returns ``None`` when the reply holds no such object, so it stays a plain answer.
     """
-    blocks = [(m.start(), m.end(), m.group(1)) for m in _FENCE.finditer(text)]
+    blocks = _fence_blocks(text)
     if not blocks and text.strip().startswith("{"):
         blocks = [(0, len(text), text)]
     calls: list[ToolCall] = []
     spans: list[tuple[int, int]] = []
     for start, end, body in blocks:
-        value, _ = load_json(body)
+        value, error = load_json(body, budget)
         if isinstance(value, dict) and "name" in value and ("arguments" in value or "parameters" in value):
-            calls.append(_read_call(body, problems))
+            if len(spans) < max_calls:
+                calls.append(_read_call(body, problems, budget, (value, error)))
             spans.append((start, end))
     if not calls:
         return None
     problems.append("read a call written as a JSON block without <tool_call> tags")
+    if len(spans) > max_calls:
+        problems.append(too_many_calls(len(spans), max_calls))
     content, pos = [], 0
     for start, end in spans:
         content.append(text[pos:start])
@@ -218,19 +268,22 @@ def _fenced_calls(text: str, problems: list[str]) -> ParsedReply | None:
                        problems=problems)
 
 
-def _read_call(body: str, problems: list[str]) -> ToolCall:
+def _read_call(
+    body: str, problems: list[str], budget: RepairBudget, loaded: tuple[Any, str | None] | None = None
+) -> ToolCall:
     code: str | None = None
     if "<code>" in body:  # Qwen-Agent's code mode: {"name": ..., "arguments": {"code": ""}}<code>...</code>
         body, _, rest = body.partition("<code>")
-        code = rest.split("</code>")[0].strip("\n")
-    value, error = load_json(body)
+        code = rest.partition("</code>")[0].strip("\n")
+        loaded = None
+    value, error = loaded if loaded is not None else load_json(body, budget)
     if isinstance(value, dict) and value.get("name") is not None:
         name = str(value["name"]).strip()
         raw: Any = value.get("arguments", value.get("parameters", {}))
         if raw is None:
             raw = {}
         if isinstance(raw, str):  # arguments encoded twice, as the OpenAI API sends them
-            arguments, arg_error = parse_arguments(raw)
+            arguments, arg_error = parse_arguments(raw, budget)
             raw_text = raw
         elif isinstance(raw, dict):
             arguments, arg_error = {str(k): v for k, v in raw.items()}, None
@@ -245,12 +298,12 @@ def _read_call(body: str, problems: list[str]) -> ToolCall:
             problems.append(f"could not read a tool call: {reason}")
             return ToolCall(name="", raw_arguments=body.strip(), arguments_error=f"could not read the call: {reason}")
         name = _unescape(found.group(1)).strip()
-        problems.append(f"read the call to {name!r} from broken JSON")
+        problems.append(f"read the call to {name[:80]!r} from broken JSON")
         args_at = _ARGUMENTS.search(body)
         raw_text = body[args_at.end() :].strip() if args_at else ""
         if raw_text.endswith("}"):  # the brace that closed the whole call
             raw_text = raw_text[:-1].rstrip()
-        arguments, arg_error = parse_arguments(raw_text)
+        arguments, arg_error = parse_arguments(raw_text, budget)
     if code is not None and arg_error is None:
         arguments = {**arguments, "code": code}
     return ToolCall(name=name, arguments=arguments, raw_arguments=raw_text, arguments_error=arg_error)

@@ -29,17 +29,17 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from qwenkit.llm.formats._json import (
-    arguments_text,
-    is_code_tool,
-    make_call,
-    mark_truncated,
+from qwenkit.llm.formats._json import RepairBudget, arguments_text, call_json, is_code_tool, make_call
+from qwenkit.llm.formats.base import (
+    DEFAULT_MAX_CALLS,
+    ParsedReply,
+    RenderedPrompt,
+    TextFormat,
     split_think,
+    too_many_calls,
 )
-from qwenkit.llm.formats.base import ParsedReply, RenderedPrompt
 from qwenkit.types import (
     AssistantMessage,
-    Completion,
     Message,
     SystemMessage,
     ToolCall,
@@ -136,6 +136,8 @@ _NAME = re.compile(r"✿FUNCTION✿[ \t]*[:：]?")
 _ARGS = re.compile(r"✿ARGS✿[ \t]*[:：]?")
 _STOP = re.compile(r"✿RESULT✿|✿RETURN✿")
 _SPECIAL = (FN_NAME, FN_ARGS, FN_RESULT, FN_EXIT)
+_ESCAPED = ("✿", "<think>", "</think>")
+"""Text the parser acts on wherever it appears: any ✿ (whole or cut-off markers) and ``<think>``."""
 
 
 def has_chinese(text: str) -> bool:
@@ -167,7 +169,7 @@ def tool_system(tools: Sequence[ToolSpec], lang: Literal["en", "zh"], parallel: 
     )
 
 
-class QwenFormat:
+class QwenFormat(TextFormat):
     """Qwen-Agent's ✿FUNCTION✿ format.
 
     Args:
@@ -175,13 +177,21 @@ class QwenFormat:
             the first call of a reply is kept.
         lang: Language of the system text; ``"auto"`` picks Chinese when a system or user message has
             a CJK character.
+        max_calls: Most calls read from one reply; further calls are dropped and reported.
     """
 
     name: str = "qwen"
 
-    def __init__(self, parallel: bool = True, lang: Literal["auto", "en", "zh"] = "auto") -> None:
+    def __init__(
+        self,
+        parallel: bool = True,
+        lang: Literal["auto", "en", "zh"] = "auto",
+        *,
+        max_calls: int = DEFAULT_MAX_CALLS,
+    ) -> None:
         if lang not in ("auto", "en", "zh"):
             raise ValueError(f"lang must be 'auto', 'en' or 'zh', not {lang!r}")
+        super().__init__(max_calls=max_calls)
         self.parallel = parallel
         self.lang: Literal["auto", "en", "zh"] = lang
 
@@ -220,30 +230,22 @@ class QwenFormat:
                 fold = fold[:-2]
             out.append(AssistantMessage(content=fold))
         if tools:
-            system = tool_system(list(tools), self.language(messages), self.parallel)
-            if out and isinstance(out[0], SystemMessage):
-                out[0] = SystemMessage(content=out[0].content + "\n\n" + system)
-            else:
-                out.insert(0, SystemMessage(content=system))
+            out = self._add_system_text(out, tool_system(list(tools), self.language(messages), self.parallel))
         return RenderedPrompt(messages=out, stop=list(FN_STOP_WORDS), continue_final=fold is not None)
 
-    def parse(self, text: str) -> ParsedReply:
-        """Read a reply in the ✿FUNCTION✿ format. Never raises.
+    def render_calls(self, calls: Sequence[ToolCall]) -> str:
+        """Return ``✿FUNCTION✿: name`` / ``✿ARGS✿: {...}`` lines for ``calls``, one pair per call.
+
+        With ``parallel=False`` the parser reads back only the first call, as the model is told.
+        """
+        return "\n".join(f"{FN_NAME}: {call.name}\n{FN_ARGS}: {_call_arguments(call)}" for call in calls)
+
+    def _parse(self, text: str) -> ParsedReply:
+        """Read a reply in the ✿FUNCTION✿ format.
 
         The reply is cut at the first ✿RESULT✿ or ✿RETURN✿ (results come from the tools), so a reply
         whose stop word the server swallowed reads the same as one that kept it.
         """
-        try:
-            return self._parse(text if isinstance(text, str) else "")
-        except Exception as exc:  # last resort; _parse is written not to raise
-            return ParsedReply(content=str(text), problems=[f"could not parse the reply ({exc!r})"])
-
-    def parse_completion(self, completion: Completion) -> ParsedReply:
-        """Read a reply; a call cut off by the token limit gets an argument error instead of running."""
-        reply = self.parse(completion.text)
-        return mark_truncated(reply, completion.finish_reason, last_call_complete=False)
-
-    def _parse(self, text: str) -> ParsedReply:
         problems: list[str] = []
         reasoning, text, more = split_think(text)
         problems += more
@@ -264,7 +266,7 @@ class QwenFormat:
             return ParsedReply(content=_strip_specials(text), reasoning=reasoning, problems=problems)
 
         content = _strip_specials(text[: names[0].start()])
-        calls: list[ToolCall] = []
+        found: list[tuple[str, str]] = []  # (name, argument text): cheap to collect, parsed only if kept
         for k, m in enumerate(names):
             end = names[k + 1].start() if k + 1 < len(names) else len(text)
             part = text[m.end() : end]
@@ -274,12 +276,16 @@ class QwenFormat:
                 if not name:
                     problems.append("ignored an empty ✿FUNCTION✿")
                     continue
-                problems.append(f"{FN_NAME}: {name} has no {FN_ARGS}; called with no arguments")
-            for args in pieces[1:] or [""]:
-                calls.append(make_call(name, args))
-        if not self.parallel and len(calls) > 1:
-            problems.append(f"parallel calls are off; kept the first of {len(calls)} calls")
-            calls = calls[:1]
+                problems.append(f"{FN_NAME}: {name[:80]} has no {FN_ARGS}; called with no arguments")
+            found += [(name, args) for args in pieces[1:] or [""]]
+        if not self.parallel and len(found) > 1:
+            problems.append(f"parallel calls are off; kept the first of {len(found)} calls")
+            found = found[:1]
+        elif len(found) > self.max_calls:
+            problems.append(too_many_calls(len(found), self.max_calls))
+            found = found[: self.max_calls]
+        budget = RepairBudget()
+        calls = [make_call(name, args, budget) for name, args in found]
         return ParsedReply(content=content, reasoning=reasoning, tool_calls=calls, problems=problems)
 
 
@@ -295,6 +301,13 @@ def _fold_assistant(fold: str | None, m: AssistantMessage) -> str:
             args = "\n" + args  # as upstream, for markdown rendering
         text += ("\n" if text else "") + f"{FN_NAME}: {call.name}\n{FN_ARGS}: {args}"
     return text
+
+
+def _call_arguments(call: ToolCall) -> str:
+    """Argument text of a call written by `QwenFormat.render_calls`: JSON that reads back the same."""
+    if call.arguments_error is not None and call.raw_arguments.strip():
+        return call.raw_arguments.strip()
+    return call_json(call.arguments, _ESCAPED)
 
 
 def _fold_result(fold: str, m: ToolMessage) -> str:

@@ -24,17 +24,17 @@ import json
 import re
 from collections.abc import Sequence
 
-from qwenkit.llm.formats._json import (
-    arguments_text,
-    is_code_tool,
-    make_call,
-    mark_truncated,
+from qwenkit.llm.formats._json import RepairBudget, arguments_text, call_json, is_code_tool, make_call
+from qwenkit.llm.formats.base import (
+    DEFAULT_MAX_CALLS,
+    ParsedReply,
+    RenderedPrompt,
+    TextFormat,
     split_think,
+    too_many_calls,
 )
-from qwenkit.llm.formats.base import ParsedReply, RenderedPrompt
 from qwenkit.types import (
     AssistantMessage,
-    Completion,
     Message,
     ToolCall,
     ToolMessage,
@@ -72,13 +72,14 @@ ARGS_FORMAT_CODE = "Enclose the code within triple backticks (`) at the beginnin
 FINAL_THOUGHT = "I now know the final answer."
 STOP_WORDS = ("Observation:", "Observation:\n")
 
+# Possessive blank runs (``*+``): the same matches, without retrying every shorter run on a failure.
 _MARKER = re.compile(
-    r"^[ \t]*(thought|action[ \t]+input|action|observation|final[ \t]+answer)[ \t]*[:：]",
+    r"^[ \t]*+(thought|action[ \t]++input|action|observation|final[ \t]++answer)[ \t]*+[:：]",
     re.MULTILINE | re.IGNORECASE,
 )
 _PARTIAL_OBSERVATION = re.compile(
-    r"\n[ \t]*(?:O|Ob|Obs|Obse|Obser|Observ|Observa|Observat|Observati"
-    r"|Observatio|Observation)[ \t]*\Z"
+    r"\n[ \t]*+(?:O|Ob|Obs|Obse|Obser|Observ|Observa|Observat|Observati"
+    r"|Observatio|Observation)[ \t]*+\Z"
 )
 
 
@@ -102,15 +103,21 @@ def react_prompt(tools: Sequence[ToolSpec], query: str) -> str:
     )
 
 
-class ReActFormat:
+class ReActFormat(TextFormat):
     """Qwen's ReAct template: tools and instruction in the user message, calls as text.
 
     `render` folds each assistant turn (calls and their observations) into one assistant message;
     when the conversation ends inside a turn it ends with ``\\nThought:`` and ``continue_final`` is
     set, so the backend must let the model continue that message rather than open a new one.
+
+    Args:
+        max_calls: Most calls read from one reply; further calls are dropped and reported.
     """
 
     name: str = "react"
+
+    def __init__(self, *, max_calls: int = DEFAULT_MAX_CALLS) -> None:
+        super().__init__(max_calls=max_calls)
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> RenderedPrompt:
         """Write the conversation in ReAct form.
@@ -154,8 +161,15 @@ class ReActFormat:
             out.append(AssistantMessage(content=text))
         return RenderedPrompt(messages=out, stop=list(STOP_WORDS), continue_final=bool(fold))
 
-    def parse(self, text: str) -> ParsedReply:
-        """Read a ReAct reply. Never raises.
+    def render_calls(self, calls: Sequence[ToolCall]) -> str:
+        """Return ``Action: name`` / ``Action Input: {...}`` lines for ``calls``, one pair per call.
+
+        The arguments are one line of JSON, so nothing in them can start a marker line.
+        """
+        return "\n".join(f"Action: {call.name}\nAction Input: {_call_arguments(call)}" for call in calls)
+
+    def _parse(self, text: str) -> ParsedReply:
+        """Read a ReAct reply.
 
         The reply is cut at the first ``Observation:`` (the model must not write its own results);
         a reply that stops after ``Action Input:`` is a call whether or not the server kept the stop
@@ -164,15 +178,7 @@ class ReActFormat:
         is continued right after ``Thought:``). Without a ``Final Answer:`` marker the whole reply is
         taken as the answer.
         """
-        try:
-            return _parse(text if isinstance(text, str) else "")
-        except Exception as exc:  # last resort; _parse is written not to raise
-            return ParsedReply(content=str(text), problems=[f"could not parse the reply ({exc!r})"])
-
-    def parse_completion(self, completion: Completion) -> ParsedReply:
-        """Read a reply; a call cut off by the token limit gets an argument error instead of running."""
-        reply = self.parse(completion.text)
-        return mark_truncated(reply, completion.finish_reason, last_call_complete=False)
+        return _parse(text, self.max_calls)
 
 
 # --------------------------------------------------------------------------------------- rendering
@@ -223,6 +229,13 @@ def _pair(calls: Sequence[ToolCall], results: list[ToolMessage]) -> list[tuple[T
     return pairs
 
 
+def _call_arguments(call: ToolCall) -> str:
+    """Argument text of a call written by `ReActFormat.render_calls`: JSON that reads back the same."""
+    if call.arguments_error is not None and call.raw_arguments.strip():
+        return call.raw_arguments.strip()
+    return call_json(call.arguments, ("<think>", "</think>"))
+
+
 def _clean(text: str) -> str:
     return text.lstrip("\n").rstrip()
 
@@ -234,25 +247,29 @@ def _kind(match: re.Match[str]) -> str:
     return " ".join(match.group(1).lower().split())
 
 
-def _parse(text: str) -> ParsedReply:
+def _parse(text: str, max_calls: int) -> ParsedReply:
     problems: list[str] = []
     think, text, more = split_think(text)
     problems += more
 
-    observation = next((m for m in _MARKER.finditer(text) if _kind(m) == "observation"), None)
-    if observation is not None:
+    # One scan for the markers: those after an 'Observation:' are dropped with the text they are in,
+    # and the partial 'Observation' removed below holds no colon, so it holds no marker either.
+    markers = list(_MARKER.finditer(text))
+    kinds = [_kind(m) for m in markers]
+    if "observation" in kinds:
+        cut = kinds.index("observation")
+        observation = markers[cut]
         if text[observation.end() :].strip():
             problems.append("ignored what the model wrote after 'Observation:' (results come from tools)")
         text = text[: observation.start()]
+        markers, kinds = markers[:cut], kinds[:cut]
     text = _PARTIAL_OBSERVATION.sub("", text)
 
-    markers = list(_MARKER.finditer(text))
     preamble = text[: markers[0].start()] if markers else text
     thoughts: list[str] = []
     actions: list[list[str | None]] = []
     final: str | None = None
-    for k, m in enumerate(markers):
-        kind = _kind(m)
+    for k, (m, kind) in enumerate(zip(markers, kinds, strict=True)):
         end = markers[k + 1].start() if k + 1 < len(markers) else len(text)
         segment = text[m.end() : end]
         if kind == "final answer":
@@ -270,11 +287,15 @@ def _parse(text: str) -> ParsedReply:
 
     saw_thought = bool(thoughts)
     if actions:
+        if len(actions) > max_calls:  # the rest are counted, never parsed
+            problems.append(too_many_calls(len(actions), max_calls))
+            actions = actions[:max_calls]
         calls = []
+        budget = RepairBudget()
         for name, args in actions:
             if args is None:
-                problems.append(f"'Action: {name}' has no 'Action Input:'; called with no arguments")
-            calls.append(make_call(name or "", args or ""))
+                problems.append(f"'Action: {(name or '')[:80]}' has no 'Action Input:'; called with no arguments")
+            calls.append(make_call(name or "", args or "", budget))
         if final is not None:
             problems.append("ignored a 'Final Answer:' written in the same reply as a call")
         if saw_thought:

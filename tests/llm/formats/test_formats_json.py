@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from qwenkit.llm.formats import parse_arguments
-from qwenkit.llm.formats._json import is_code_tool, load_json, mark_truncated, split_think
-from qwenkit.llm.formats.base import ParsedReply
+from qwenkit.llm.formats._json import is_code_tool, load_json
+from qwenkit.llm.formats.base import ParsedReply, mark_truncated, split_think
 from qwenkit.types import ToolCall, ToolSpec
 
 
