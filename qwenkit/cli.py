@@ -70,8 +70,9 @@ def _subcommand_modules() -> list[Callable[[argparse._SubParsersAction[Parser]],
     from qwenkit.agents.cli import register as register_agent
     from qwenkit.bench.cli import register as register_bench
     from qwenkit.llm.store_cli import register as register_models
+    from qwenkit.server.cli import register as register_server
 
-    return [register_agent, register_models, register_bench, _register_doctor, _register_mcp]
+    return [register_agent, register_models, register_bench, _register_doctor, _register_mcp, register_server]
 
 
 def build_parser() -> Parser:

@@ -15,9 +15,10 @@ done
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages: bubblewrap for the sandbox, a CJK font for Chinese plot labels.
+# Debian packages: bubblewrap for the sandbox, a CJK font for Chinese plot labels; Chromium and its driver
+# for the web chat's browser tests.
 need_apt=()
-for pkg in bubblewrap fonts-wqy-microhei; do
+for pkg in bubblewrap fonts-wqy-microhei chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -27,8 +28,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
-step "pip install -e .[dev]"
-"$PY" -m pip install -q -e '.[dev]'
+step "pip install -e .[dev,trace,qwen-agent]"
+"$PY" -m pip install -q -e '.[dev,trace,qwen-agent]'
 # pyenv only makes a new console script callable after a rehash; `python -m pip` does not trigger one.
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 command -v qwenkit >/dev/null 2>&1 || echo "note: 'qwenkit' is not on PATH; use '$PY -m qwenkit' instead" >&2
