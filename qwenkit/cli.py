@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from qwenkit._cli.args import Parser
 from qwenkit._cli.output import make_stdio_safe, print_error
 from qwenkit._cli.settings import add_model_options
-from qwenkit.errors import QwenkitError
+from qwenkit.errors import ConfigError, QwenkitError
 
 Handler = Callable[[argparse.Namespace], int]
 Check = Callable[[argparse.Namespace], None]
@@ -30,6 +30,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from qwenkit.llm.doctor import check_llama_cpp
     from qwenkit.sandbox.doctor import doctor_report
 
+    if args.kernels:  # a gateway instead of this machine: is it there, does the token work, is it sandboxed?
+        from qwenkit.sandbox.gateway import gateway_report
+
+        report = gateway_report(args.kernels.removeprefix("gateway:"))
+        for line in report.lines:
+            print(line)
+        if not report.ok:
+            raise ConfigError(f"--kernels {args.kernels}: {report.error or 'the gateway cannot be used'}")
+        return 0 if report.sandboxed else 1
     sandbox = doctor_report(probe=args.probe)
     llama = check_llama_cpp()
     if args.json:
@@ -48,6 +57,9 @@ def _register_doctor(sub: argparse._SubParsersAction[Parser]) -> None:
     p = sub.add_parser("doctor", help="check the sandbox (bubblewrap) and the embedded llama.cpp build")
     p.add_argument("--probe", action="store_true", help="also start an isolated kernel and run 1+1 in it")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--kernels", default=None, metavar="URL",
+                   help="check a Jupyter Kernel/Enterprise Gateway instead: does it answer, does the token "
+                        "(QWENKIT_GATEWAY_TOKEN) work, is its kernelspec qwenkit's sandboxed one")
     p.set_defaults(handler=cmd_doctor)
 
 

@@ -62,6 +62,9 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
                         "(repeatable)")
     p.add_argument("--mcp-config", default=None, metavar="FILE",
                    help="take tools from the MCP servers of an mcpServers JSON file (Claude Desktop, Qwen-Agent)")
+    p.add_argument("--kernels", default="local", metavar="local|gateway:URL",
+                   help="where the code interpreter's kernels run: on this machine (default) or on a Jupyter "
+                        "Kernel/Enterprise Gateway (token from QWENKIT_GATEWAY_TOKEN)")
     p.add_argument("--trace", choices=TRACE_MODES, default=None,
                    help="emit OpenTelemetry spans: console (on stderr) or otlp (OTEL_EXPORTER_OTLP_* settings)")
 
@@ -100,6 +103,12 @@ def check_agent_args(args: argparse.Namespace) -> None:
             raise ConfigError("--local is empty; give a model name or a .gguf path")
     if uses_server(args):
         check_server_settings(args)
+    from qwenkit.sandbox.provider import parse_kernels
+
+    try:
+        parse_kernels(args.kernels)
+    except ConfigError as err:
+        raise ConfigError(f"--kernels: {err}") from None
 
 
 def make_model(args: argparse.Namespace) -> ChatModel:
@@ -139,7 +148,8 @@ def make_agent(args: argparse.Namespace) -> Agent:
     if args.trace:
         install_tracing(args.trace)
     sampling = Sampling(temperature=args.temperature, seed=args.seed, max_tokens=args.max_tokens)
-    tools: list[Tool | Toolset] = list(make_tools([*args.tool, *args.require_approval]))  # enabled too
+    tools: list[Tool | Toolset] = list(make_tools([*args.tool, *args.require_approval],  # enabled too
+                                                  kernels=args.kernels))
     for t in tools:
         if isinstance(t, Tool) and t.name in args.require_approval:
             t.requires_approval = True
@@ -174,10 +184,10 @@ async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Consol
 
     if agent.format_choice is None:  # format auto: say once which format was chosen, and why
         await agent.resolve_format()
-        if agent.format_choice is not None:
+        if agent.format_choice is not None and not as_json:  # JSON output stays pure events
             choice = agent.format_choice
-            Console(stderr=True).print(f"[dim]prompt format: {choice.name} ({escape(choice.reason)})[/dim]",
-                                       highlight=False)
+            console.print(f"prompt format: {choice.name} ({escape(choice.reason)})", style="dim", highlight=False,
+                          soft_wrap=True)
     try:
         result = await shown(agent.stream(prompt, history=history, conversation_id=conversation_id,
                                           transcript=transcript))

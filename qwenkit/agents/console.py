@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape as _escape
 from rich.panel import Panel
 
-from qwenkit._untrusted import clean_text
+from qwenkit._untrusted import MAX_JSON_DEPTH, clean_text, json_depth
 from qwenkit.agents.events import (
     AssistantTurn,
     Event,
@@ -30,6 +30,8 @@ def _arguments_text(raw: str, arguments: Any) -> str:
     """A call's arguments as the model wrote them, else as JSON (never raising on deep nesting)."""
     if raw:
         return raw
+    if json_depth(arguments) > MAX_JSON_DEPTH:  # decided by depth, not by whatever the recursion limit is
+        return "[arguments nested too deeply to show]"
     try:
         return json.dumps(arguments, ensure_ascii=False, default=str)
     except (ValueError, TypeError, RecursionError):

@@ -2,6 +2,9 @@
 
 - `KernelSession`: notebook-like session (state kept between calls) returning `ExecutionResult`.
 - `KernelPool`: pre-warmed isolated kernels; sessions made by the pool start instantly.
+- Kernel providers (`KernelProvider`): local kernels (`KernelFactory`, the default) or kernels on a
+  Jupyter Kernel Gateway / Enterprise Gateway (`qwenkit.sandbox.gateway.GatewayProvider`), picked by a
+  ``kernels`` setting (`parse_kernels`, `make_provider`): ``"local"`` or ``"gateway:https://..."``.
 - Isolation policies: `BubblewrapPolicy` (default) and `UnsandboxedPolicy` (explicit only).
 - `doctor_report`: which policy this machine supports, and why (and which CPU share mechanism is active).
 - `OutputsBudget`: a size budget, oldest files removed first, for the folder images are saved in.
@@ -17,6 +20,7 @@ from qwenkit.sandbox.isolation import BubblewrapPolicy, IsolationPolicy, Unsandb
 from qwenkit.sandbox.kernel import KernelFactory, SandboxKernel
 from qwenkit.sandbox.limits import ResourceLimits
 from qwenkit.sandbox.pool import KernelPool
+from qwenkit.sandbox.provider import Kernel, KernelProvider, KernelsSetting, make_provider, parse_kernels
 from qwenkit.sandbox.result import ExecutionError, ExecutionResult
 from qwenkit.sandbox.session import KernelSession, SessionConfig
 
@@ -34,8 +38,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BubblewrapPolicy", "DoctorReport", "ExecutionError", "ExecutionResult", "IsolationPolicy", "KernelFactory",
-    "KernelPool", "KernelSession", "KernelStartError", "OutputsBudget", "ResourceLimits", "SandboxError",
-    "SandboxKernel", "SandboxUnavailable", "SessionClosed", "SessionConfig", "UnsandboxedPolicy", "doctor_report",
-    "get_policy",
+    "BubblewrapPolicy", "DoctorReport", "ExecutionError", "ExecutionResult", "IsolationPolicy", "Kernel",
+    "KernelFactory", "KernelPool", "KernelProvider", "KernelSession", "KernelStartError", "KernelsSetting",
+    "OutputsBudget", "ResourceLimits", "SandboxError", "SandboxKernel", "SandboxUnavailable", "SessionClosed",
+    "SessionConfig", "UnsandboxedPolicy", "doctor_report", "get_policy", "make_provider", "parse_kernels",
 ]

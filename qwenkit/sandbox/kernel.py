@@ -20,7 +20,7 @@ from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
@@ -34,6 +34,9 @@ from qwenkit.sandbox.cpu import CpuControl, KernelCpu, detect_cpu_control, sweep
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName, get_policy
 from qwenkit.sandbox.isolation.base import KernelDirs, LaunchPlan, LaunchRequest
 from qwenkit.sandbox.limits import MiB, ResourceLimits
+
+if TYPE_CHECKING:
+    from qwenkit.sandbox.provider import Kernel
 
 log = logging.getLogger("qwenkit.sandbox")
 
@@ -417,6 +420,16 @@ class SandboxKernel:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def reaps_strays(self) -> bool:
+        """Whether no cgroup bounds the kernel, so cells' background processes are reaped after each cell."""
+        return self.cpu.mode == "reaper"
+
+    @property
+    def death_reason(self) -> str | None:
+        """Always ``None``: a local kernel's death is described by its `exit_code`."""
+        return None
+
     def last_output(self) -> str:
         """The last bytes the kernel process wrote outside the Jupyter protocol (for error messages)."""
         text = self._tail.text().strip() if self._tail is not None else ""
@@ -495,7 +508,10 @@ def _shared_context() -> zmq.asyncio.Context:
 
 
 class KernelFactory:
-    """Starts kernels with one fixed policy and set of limits; the source of kernels for sessions and pools.
+    """The local kernel provider: starts kernels on this machine with one fixed policy and set of limits.
+
+    The source of kernels for sessions and pools (see `qwenkit.sandbox.provider.KernelProvider`; the
+    other provider is `qwenkit.sandbox.gateway.GatewayProvider`).
 
     Args:
         policy: Isolation policy or its name (default: bubblewrap).
@@ -525,6 +541,12 @@ class KernelFactory:
         self._cpu: CpuControl | None = cpu_control
         self._seed_tried = False
         self._seed_lock = asyncio.Lock()
+
+    name = "local"
+
+    async def check(self) -> None:
+        """Raise `SandboxUnavailable` when the policy cannot run on this machine."""
+        self.policy.ensure_available()
 
     async def prepare(self) -> Path | None:
         """One-time set-up before the first kernel: remove directories of kernels whose owner died,
@@ -557,6 +579,6 @@ class KernelFactory:
             startup_timeout=self.startup_timeout, cpu_control=self._cpu,
         )
 
-    async def release_kernel(self, kernel: SandboxKernel) -> None:
+    async def release_kernel(self, kernel: Kernel) -> None:
         """Kill a kernel that is no longer needed."""
         await kernel.close()

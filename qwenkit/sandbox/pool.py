@@ -19,8 +19,9 @@ from types import TracebackType
 
 from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
-from qwenkit.sandbox.kernel import KernelFactory, SandboxKernel
+from qwenkit.sandbox.kernel import KernelFactory
 from qwenkit.sandbox.limits import ResourceLimits
+from qwenkit.sandbox.provider import Kernel, KernelProvider
 from qwenkit.sandbox.session import KernelSession, SessionConfig
 
 log = logging.getLogger("qwenkit.sandbox")
@@ -42,7 +43,8 @@ class KernelPool:
         config: Default per-cell limits of the sessions made by `session`.
         idle_timeout: Seconds a session may sit idle before its kernel is killed (``None``: never).
         reap_interval: Seconds between checks for idle sessions.
-        factory: A ready-made `KernelFactory` (then ``policy`` and ``limits`` are ignored).
+        factory: The kernel provider: a ready-made local `KernelFactory` or a `GatewayProvider` (then
+            ``policy`` and ``limits`` are ignored). Default: local kernels under ``policy``/``limits``.
     """
 
     def __init__(
@@ -54,16 +56,16 @@ class KernelPool:
         config: SessionConfig | None = None,
         idle_timeout: float | None = 600.0,
         reap_interval: float = 30.0,
-        factory: KernelFactory | None = None,
+        factory: KernelProvider | None = None,
     ) -> None:
         if size < 0:
             raise ValueError("size must be >= 0")
         self.size = size
-        self.factory = factory or KernelFactory(policy, limits)
+        self.factory: KernelProvider = factory or KernelFactory(policy, limits)
         self.config = config or SessionConfig()
         self.idle_timeout = idle_timeout
         self.reap_interval = reap_interval
-        self._warm: deque[SandboxKernel] = deque()
+        self._warm: deque[Kernel] = deque()
         self._starting: set[asyncio.Task[None]] = set()
         self._sessions: weakref.WeakSet[KernelSession] = weakref.WeakSet()
         self._reaper: asyncio.Task[None] | None = None
@@ -99,10 +101,11 @@ class KernelPool:
             wait: Wait until the pool is full (else return at once; sessions wait for their kernel).
 
         Raises:
-            SandboxUnavailable: The policy cannot run here.
+            SandboxUnavailable: The policy cannot run here (local kernels).
+            ConfigError: The gateway cannot be used (gateway kernels).
             KernelStartError: With ``wait``, no kernel could be started.
         """
-        self.factory.policy.ensure_available()
+        await self.factory.check()
         self._refill()
         if self.idle_timeout is not None and self._reaper is None:
             self._reaper = asyncio.ensure_future(self._reap_forever())
@@ -141,7 +144,7 @@ class KernelPool:
             self._last_error = None
             self._warm.append(kernel)
 
-    async def acquire_kernel(self) -> SandboxKernel:
+    async def acquire_kernel(self) -> Kernel:
         """Hand out a warm kernel (or, if none is ready, the next one to finish starting); refill."""
         if self._closed:
             raise RuntimeError("the kernel pool is closed")
@@ -160,7 +163,7 @@ class KernelPool:
                 # Starts are failing: start one here, so the caller gets the real error (or a kernel).
                 return await self.factory.acquire_kernel()
 
-    async def release_kernel(self, kernel: SandboxKernel) -> None:
+    async def release_kernel(self, kernel: Kernel) -> None:
         """Kill a kernel a session is done with; kernels are never reused."""
         await kernel.close()
 
@@ -223,7 +226,7 @@ class KernelPool:
     def kill_now(self) -> None:
         """Kill every kernel at once, without an event loop: for finalisers and other threads.
 
-        Warm kernels and those of the pool's sessions get SIGKILL (`SandboxKernel.kill_now`); kernels
+        Warm kernels and those of the pool's sessions get SIGKILL (`Kernel.kill_now`); kernels
         still starting are killed by their start task when it sees the pool closed (or, if the loop
         never runs again, by ``--die-with-parent`` when this process exits). Idempotent.
         """

@@ -45,6 +45,8 @@ class ExecutionResult(BaseModel):
         restarted: The kernel was killed and will be replaced; all state was lost.
         kernel_died: The kernel process exited during the cell (``os._exit``, a crash, out of memory).
         exit_code: The dead kernel's exit status, when known (negative: killed by that signal).
+        death_reason: Why the kernel was lost, when more is known than an exit code (a remote
+            kernel's gateway went away or restarted it).
         truncated: Some output was dropped (``dropped_chars`` characters, ``dropped_images`` images).
         dropped_chars: Characters dropped by the output caps (in the kernel or in the client).
         dropped_images: Image displays not saved because of the per-cell count or size limits, or the
@@ -72,6 +74,7 @@ class ExecutionResult(BaseModel):
     restarted: bool = False
     kernel_died: bool = False
     exit_code: int | None = None
+    death_reason: str | None = None
     truncated: bool = False
     dropped_chars: int = 0
     dropped_images: int = 0
@@ -115,7 +118,12 @@ def _notes(result: ExecutionResult) -> list[str]:
             f"{result.stopped_processes} background process(es) left running by the cell were stopped; "
             "start long-running work in the foreground of a cell"
         )
-    if result.kernel_died:
+    if result.kernel_died and result.death_reason:
+        notes.append(
+            f"the kernel was lost while running this cell: {result.death_reason}; a new kernel starts on "
+            "the next call and all variables and files are lost"
+        )
+    elif result.kernel_died:
         code = f" (exit code {result.exit_code})" if result.exit_code is not None else ""
         notes.append(
             f"the kernel died while running this cell{code}, e.g. os._exit, a crash or running out of "

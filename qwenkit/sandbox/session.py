@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from qwenkit.errors import SessionClosed
 from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
-from qwenkit.sandbox.kernel import CellEnd, KernelFactory, SandboxKernel
+from qwenkit.sandbox.kernel import CellEnd, KernelFactory
 from qwenkit.sandbox.limits import MiB, ResourceLimits
 from qwenkit.sandbox.output import CellCollector, OutputCaps
+from qwenkit.sandbox.provider import Kernel
 from qwenkit.sandbox.result import ExecutionResult
 
 
@@ -63,11 +64,12 @@ class SessionConfig(BaseModel):
 
 
 class KernelSource(Protocol):
-    """Where a session gets fresh kernels: a `KernelFactory` (cold start) or a `KernelPool` (warm)."""
+    """Where a session gets fresh kernels: a `KernelProvider` (cold start: local `KernelFactory` or a
+    `GatewayProvider`) or a `KernelPool` (warm)."""
 
-    async def acquire_kernel(self) -> SandboxKernel: ...
+    async def acquire_kernel(self) -> Kernel: ...
 
-    async def release_kernel(self, kernel: SandboxKernel) -> None: ...
+    async def release_kernel(self, kernel: Kernel) -> None: ...
 
 
 class KernelSession:
@@ -84,7 +86,8 @@ class KernelSession:
         policy: Isolation policy when no ``source`` is given: ``"bubblewrap"`` (default) or
             ``"unsandboxed"`` (explicit only; logs a warning on every kernel start).
         limits: Resource limits when no ``source`` is given.
-        source: Where kernels come from; pass a `KernelPool` for warm starts.
+        source: Where kernels come from: a provider (`KernelFactory`, `GatewayProvider`), or a
+            `KernelPool` for warm starts. Default: local kernels under ``policy`` and ``limits``.
         workdir: Host directory for the PNG files of image outputs. Default: a temporary directory
             removed by `close`; a directory you pass is created if needed and never removed.
         outputs_budget: Size budget of the folder ``workdir`` lives in: before an image is saved, the
@@ -110,7 +113,7 @@ class KernelSession:
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="qwenkit-session-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._kernel: SandboxKernel | None = None
+        self._kernel: Kernel | None = None
         self._lock = asyncio.Lock()
         self._recovery: asyncio.Task[None] | None = None
         self._closed = False
@@ -151,7 +154,7 @@ class KernelSession:
         return self._last_used
 
     @property
-    def kernel(self) -> SandboxKernel | None:
+    def kernel(self) -> Kernel | None:
         """The current kernel, if any (replaced after a death or restart)."""
         return self._kernel
 
@@ -175,7 +178,7 @@ class KernelSession:
     def kill_now(self) -> None:
         """Close the session synchronously, without an event loop: for finalisers and other threads.
 
-        Kills the kernel with SIGKILL (see `SandboxKernel.kill_now`) and removes the temporary
+        Kills the kernel with SIGKILL (see `Kernel.kill_now`) and removes the temporary
         workdir. Idempotent; `close` afterwards does nothing.
         """
         if self._closed:
@@ -223,7 +226,7 @@ class KernelSession:
         if kernel is not None:
             await self.source.release_kernel(kernel)
 
-    async def _ensure_kernel(self) -> SandboxKernel:
+    async def _ensure_kernel(self) -> Kernel:
         kernel = self._kernel
         if kernel is not None and not kernel.closed and await kernel.is_alive():
             return kernel
@@ -231,6 +234,7 @@ class KernelSession:
             code = kernel.exit_code
             self._lost = self._lost or (
                 f"the previous kernel had exited (exit code {code})" if code is not None
+                else f"the previous kernel had stopped ({kernel.death_reason})" if kernel.death_reason
                 else "the previous kernel had stopped"
             )
             await self._drop_kernel()
@@ -247,7 +251,7 @@ class KernelSession:
             with contextlib.suppress(Exception):
                 await task
 
-    async def _recover(self, kernel: SandboxKernel, msg_id: str) -> None:
+    async def _recover(self, kernel: Kernel, msg_id: str) -> None:
         """After a caller gave up on a cell: interrupt it, and kill the kernel if it does not stop."""
         await kernel.interrupt()
         end = await kernel.wait(msg_id, time.monotonic() + self.config.interrupt_grace, lambda *_: None)
@@ -319,13 +323,14 @@ class KernelSession:
             raise
         duration = time.monotonic() - start
         exit_code = kernel.exit_code if died else None
+        death_reason = kernel.death_reason if died else None
         stopped = 0
         if died or restarted:
             await self._drop_kernel()
-        elif kernel.cpu.mode == "reaper":
+        elif kernel.reaps_strays:
             stopped = await asyncio.to_thread(kernel.reap_strays)
         return ExecutionResult(
             **collector.fields(), previous_state_lost=lost, duration_s=duration, timeout_s=limit,
             timed_out=timed_out, interrupted=interrupted, restarted=restarted, kernel_died=died,
-            exit_code=exit_code, workdir=kernel.workdir, stopped_processes=stopped,
+            exit_code=exit_code, death_reason=death_reason, workdir=kernel.workdir, stopped_processes=stopped,
         )

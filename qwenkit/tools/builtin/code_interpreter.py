@@ -3,11 +3,13 @@
 The model sends ``code`` (a fenced block is accepted too); the observation holds stdout, stderr, the
 last value, a short traceback on errors, ``![fig-N](path)`` for each image, and notes on truncation,
 timeouts and restarts. Kernels come from a `KernelPool` (isolated with bubblewrap by default) and are
-killed when their conversation ends.
+killed when their conversation ends. They run on this machine (``kernels="local"``) or on a Jupyter
+Kernel Gateway / Enterprise Gateway (``kernels="gateway:https://host:port"``), with the same results.
 
 Errors: whatever the code does reaches the model as an observation. `qwenkit.errors.SandboxUnavailable`
-(the machine cannot isolate kernels) is raised, never turned into text: the operator has to act, not
-the model.
+(the machine cannot isolate kernels) and `qwenkit.errors.ConfigError` (a gateway that does not answer,
+refuses the token, is not a gateway or has no sandboxed kernelspec) are raised, never turned into text:
+the operator has to act, not the model.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
 from qwenkit.sandbox.limits import MiB, ResourceLimits
 from qwenkit.sandbox.pool import KernelPool
+from qwenkit.sandbox.provider import KernelProvider, KernelsSetting, make_provider
 from qwenkit.sandbox.session import KernelSession, SessionConfig
 from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput
 from qwenkit.types import ToolSpec
@@ -87,6 +90,14 @@ class CodeInterpreter(Tool):
         outputs_max_bytes: Size budget of ``workdir_root``: before an image is saved there, the oldest
             files under it are deleted until it fits (``None``: no budget).
         idle_timeout: Seconds a conversation's kernel may stay idle before it is killed.
+        kernels: Where the default pool's kernels run: ``"local"`` (this machine, under ``policy``) or
+            ``"gateway:http(s)://host:port"`` (a Jupyter Kernel Gateway / Enterprise Gateway; its
+            kernelspec must be qwenkit's sandbox, see `qwenkit.sandbox.kernelspec`), or a provider.
+        gateway_token: The gateway's auth token (default: the ``QWENKIT_GATEWAY_TOKEN`` environment
+            variable).
+
+    Raises:
+        ConfigError: ``kernels`` is not a valid setting, or ``policy``/``limits`` were given for a gateway.
 
     Attributes:
         timeout: The default cell time limit (what the registry passes as `ToolContext.timeout`).
@@ -120,6 +131,8 @@ class CodeInterpreter(Tool):
         workdir_root: str | Path | None = None,
         outputs_max_bytes: int | None = 512 * MiB,
         idle_timeout: float | None = 600.0,
+        kernels: str | KernelsSetting | KernelProvider = "local",
+        gateway_token: str | None = None,
     ) -> None:
         config = config or SessionConfig()
         if timeout is not None:
@@ -127,8 +140,10 @@ class CodeInterpreter(Tool):
         self.config = config
         self._pool = pool
         self._own_pool = pool is None
+        # Made now, so a bad setting fails when the tool is built; a provider holds no connection yet.
+        self.provider = make_provider(kernels, token=gateway_token, policy=policy, limits=limits)
         self._pool_args: dict[str, Any] = {
-            "size": pool_size, "policy": policy, "limits": limits, "config": config, "idle_timeout": idle_timeout,
+            "size": pool_size, "config": config, "idle_timeout": idle_timeout, "factory": self.provider,
         }
         self.workdir_root = Path(workdir_root) if workdir_root is not None else None
         self.outputs_budget = (
@@ -136,6 +151,8 @@ class CodeInterpreter(Tool):
             if self.workdir_root is not None and outputs_max_bytes is not None else None
         )
         self._sessions: dict[str, KernelSession] = {}
+        # Own pools ended by `kill_now` while kernels were still starting: `aclose` waits for those.
+        self._killed_pools: list[KernelPool] = []
         self._lock = asyncio.Lock()
         self.timeout = config.timeout
         # Interrupt grace, a kernel restart or a cold start can follow the cell limit: a safety
@@ -145,7 +162,8 @@ class CodeInterpreter(Tool):
     async def _pool_for_use(self) -> KernelPool:
         if self._pool is None:
             pool = KernelPool(**self._pool_args)
-            # Raises SandboxUnavailable, which ends the run: the model cannot make the machine isolate code.
+            # Raises SandboxUnavailable or ConfigError (a gateway that cannot be used), which end the run:
+            # the model cannot make the machine isolate code or a gateway answer.
             await pool.start(wait=False)
             self._pool = pool
         return self._pool
@@ -196,9 +214,11 @@ class CodeInterpreter(Tool):
         async with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        pools, self._killed_pools = self._killed_pools, []
         if self._pool is not None and self._own_pool:
-            pool, self._pool = self._pool, None
-            await pool.aclose()
+            pools.append(self._pool)
+            self._pool = None
+        await asyncio.gather(*(p.aclose() for p in pools), return_exceptions=True)
 
     def close_now(self) -> bool:
         """`kill_now` for `Tool.close_now`: whether any kernel was still held."""
@@ -219,3 +239,4 @@ class CodeInterpreter(Tool):
         if self._pool is not None and self._own_pool:
             pool, self._pool = self._pool, None
             pool.kill_now()
+            self._killed_pools.append(pool)  # a kernel it was starting ends when `aclose` awaits it
