@@ -30,8 +30,8 @@ SEED = 0
 
 
 def _tokenizer(gguf: Path):
-    from gguf import GGUFReader
-    from transformers import AutoTokenizer
+    from gguf import GGUFReader  # pyright: ignore[reportMissingImports]  (the vLLM environment has it)
+    from transformers import AutoTokenizer  # pyright: ignore[reportMissingImports]  (the vLLM environment has it)
 
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if not tok.chat_template:
@@ -43,8 +43,8 @@ def _tokenizer(gguf: Path):
 
 
 def _tiny(tok, out: Path) -> dict[str, object]:
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    import torch  # pyright: ignore[reportMissingImports]  (the vLLM environment has it)
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM  # pyright: ignore[reportMissingImports]
 
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     endoftext = tok.convert_tokens_to_ids("<|endoftext|>")
@@ -72,9 +72,9 @@ def _tiny(tok, out: Path) -> dict[str, object]:
 
 
 def _real(gguf: Path, out: Path, eos: list[int]) -> dict[str, object]:
-    import torch
-    from safetensors.torch import save_file
-    from transformers import AutoModelForCausalLM
+    import torch  # pyright: ignore[reportMissingImports]  (the vLLM environment has it)
+    from safetensors.torch import save_file  # pyright: ignore[reportMissingImports]  (the vLLM environment has it)
+    from transformers import AutoModelForCausalLM  # pyright: ignore[reportMissingImports]  (the vLLM environment has it)
 
     model = AutoModelForCausalLM.from_pretrained(
         str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16
@@ -121,7 +121,7 @@ def build(gguf: Path, out: Path, real: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--gguf", type=Path, required=True, help="Qwen GGUF to take the tokenizer from")
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--real", action="store_true", help="convert the GGUF's weights instead")

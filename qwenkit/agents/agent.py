@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import math
 import threading
 import uuid
@@ -54,7 +55,9 @@ class Agent(Generic[DepsT]):
         system: System prompt put before each new conversation (``None``: none).
         max_steps: Most model calls in one run.
         sampling: Sampling settings (temperature 0 and seed 0 by default).
-        tool_choice: ``auto``, ``required``, ``none`` or a tool name; only for the native format.
+        tool_choice: ``auto``, ``required``, ``none`` or a tool name. The native format sends it to the
+            server; text formats honour it in the prompt (a forced call is prefilled, ``none`` drops the
+            tools); a choice a format cannot honour is a `ConfigError`, never ignored.
         tool_timeout: Seconds allowed per tool call, overriding each tool's own timeout.
         final_answer_at_max_steps: When the steps run out, ask the model once more, without tools, for its
             best answer (the status stays ``max_steps``), as smolagents does. Small models that keep calling
@@ -129,6 +132,8 @@ class Agent(Generic[DepsT]):
         self.max_steps = max_steps
         self.sampling = sampling or Sampling()
         self.tool_choice = tool_choice
+        if self.format is not None:
+            _check_tool_choice(self.format, tool_choice)
         self.tool_timeout = tool_timeout
         self.final_answer_at_max_steps = final_answer_at_max_steps
         self.deps = deps
@@ -168,7 +173,9 @@ class Agent(Generic[DepsT]):
                               "no enable_thinking switch", UserWarning, stacklevel=2)
             if self.format is None:
                 choice = choose_format(info)
-                self.format, self.format_choice = get_format(choice.name), choice
+                fmt = get_format(choice.name)
+                _check_tool_choice(fmt, self.tool_choice)
+                self.format, self.format_choice = fmt, choice
         return self.format
 
     async def _load_toolsets(self) -> None:
@@ -436,6 +443,12 @@ def _release_dropped(tools: ToolRegistry, runners: dict[int, asyncio.Runner], na
         warnings.warn(f"Agent {name!r} was dropped without aclose(); its tools' kernels were killed",
                       ResourceWarning, stacklevel=1)
     _close_runners(runners)
+
+
+def _check_tool_choice(fmt: PromptFormat, choice: str | None) -> None:
+    """A ``tool_choice`` the format has no way to honour is a `ConfigError` (values are checked at render)."""
+    if choice is not None and "tool_choice" not in inspect.signature(fmt.render).parameters:
+        raise ConfigError(f"the {fmt.name} prompt format cannot honour tool_choice={choice!r}")
 
 
 def _checked(approvals: Mapping[str, bool | str], pending: Sequence[ToolCall]) -> dict[str, bool | str]:

@@ -35,6 +35,7 @@ from qwenkit.agents.events import (
 from qwenkit.agents.limits import Spent, before_model_call, before_tool_calls
 from qwenkit.errors import ModelError
 from qwenkit.llm.base import ChatRequest
+from qwenkit.llm.formats.base import with_prefill
 from qwenkit.llm.template_info import CountsTokens
 from qwenkit.tools.registry import OPERATOR_ERRORS
 from qwenkit.types import AssistantMessage, Completion, Message, ToolCall, ToolSpec, Usage, UserMessage
@@ -96,16 +97,20 @@ async def _step(cfg: LoopConfig, msgs: list[Message], step: int, emit: Emit, *, 
         prompt = cfg.fmt.render(prompt_msgs, [])
     else:
         specs = cfg.tools.specs()
-        prompt = cfg.fmt.render(await _fitted(cfg, msgs, specs, step, emit), specs)
+        fitted = await _fitted(cfg, msgs, specs, step, emit)
+        if cfg.tool_choice is None:
+            prompt = cfg.fmt.render(fitted, specs)
+        else:  # the format honours it (a forced call is prefilled) or raises ConfigError: never ignored
+            prompt = cfg.fmt.render(fitted, specs, tool_choice=cfg.tool_choice)  # type: ignore[call-arg]
     response_format = None
     if cfg.output is not None and not prompt.tools and cfg.fmt.name == "native":
         # Structured output constrains every token, so it is asked for only when no tool may be called.
         response_format = cfg.output.response_format()
     request = ChatRequest(
         messages=prompt.messages, stop=prompt.stop, tools=prompt.tools,
-        tool_choice=(cfg.tool_choice or prompt.tool_choice) if prompt.tools else None,
-        continue_final=prompt.continue_final, sampling=cfg.sampling, thinking=cfg.thinking,
-        response_format=response_format,
+        tool_choice=prompt.tool_choice if prompt.tools else None,
+        continue_final=prompt.continue_final or bool(prompt.prefill), sampling=cfg.sampling,
+        thinking=cfg.thinking, response_format=response_format,
     )
     with tracing.chat_span(cfg.model.name, step, cfg.sampling.temperature, cfg.sampling.max_tokens,
                            list(prompt.messages)) as span:
@@ -116,10 +121,11 @@ async def _step(cfg: LoopConfig, msgs: list[Message], step: int, emit: Emit, *, 
             emit(StepError(step=step, error_type=type(err).__name__, message=str(err)))
             return ErrorStep(error_type=type(err).__name__, message=str(err))
         tracing.record_completion(span, completion)
-    if len(completion.text) > PARSE_OFF_LOOP_CHARS:  # a huge reply must not stall other conversations
-        parsed = await asyncio.to_thread(cfg.fmt.parse_completion, completion)
+    read = with_prefill(completion, prompt.prefill)  # a forced call's opening was written by the format
+    if len(read.text) > PARSE_OFF_LOOP_CHARS:  # a huge reply must not stall other conversations
+        parsed = await asyncio.to_thread(cfg.fmt.parse_completion, read)
     else:
-        parsed = cfg.fmt.parse_completion(completion)
+        parsed = cfg.fmt.parse_completion(read)
     parsed, raw_text = sanitize_reply(parsed, completion.text)
     calls = () if after_max_steps else tuple(parsed.tool_calls)
     message = AssistantMessage(content=parsed.content, reasoning=parsed.reasoning, tool_calls=calls)

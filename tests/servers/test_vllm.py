@@ -158,3 +158,18 @@ async def test_typed_output_uses_structured_output_and_validates(model: OpenAICo
     result = await agent.arun("Give a reading.")
     assert result.status == "completed", result.error
     assert isinstance(result.output, Reading)
+
+
+async def test_template_info_renders_the_probe_with_qwen25s_tool_format(model: OpenAICompatible,
+                                                                        vllm_server: Server) -> None:
+    info = await model.template_info()
+    assert info is not None and info.source == f"vLLM /tokenize at {vllm_server.base_url.removesuffix('/v1')}"
+    assert info.probe_render is not None
+    assert '<tool_call>\n{"name": "qwenkit_probe_tool", "arguments": {"probe_arg": "qwenkit_probe_value"}}\n' \
+           '</tool_call>' in info.probe_render
+    assert '"name": "qwenkit_probe_tool", "description": "A probe tool."' in info.probe_render  # the tool list
+    assert info.thinking is False  # Qwen2.5's template has no enable_thinking switch
+    assert info.max_input_tokens == 4096  # --max-model-len
+    count = await model.count_tokens([{"role": "user", "content": "Hello"}], None)
+    done = await model.complete(_req(max_tokens=1))
+    assert count == done.usage.prompt_tokens

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,6 +37,21 @@ REASONS: Final = (OK, WRONG_FUNCTION, MISSING_REQUIRED, MISSING_OPTIONAL, UNEXPE
                   VALUE_MISMATCH, WRONG_COUNT, UNPARSABLE)
 """Every reason a verdict can carry. ``missing_optional``: an answer parameter was omitted where the
 answer does not allow omitting it (``""`` not listed)."""
+
+JAVA_TYPES: Final[dict[str, type]] = {
+    "byte": int, "short": int, "integer": int, "float": float, "double": float, "long": int, "boolean": bool,
+    "char": str, "Array": list, "ArrayList": list, "Set": set, "HashMap": dict, "Hashtable": dict, "Queue": list,
+    "Stack": list, "String": str, "any": str,
+}
+"""BFCL's ``JAVA_TYPE_CONVERSION``: the Python type a Java parameter's literal converts to."""
+JS_TYPES: Final[dict[str, type]] = {
+    "String": str, "integer": int, "float": float, "Bigint": int, "Boolean": bool, "dict": dict, "array": list,
+    "any": str,
+}
+"""BFCL's ``JS_TYPE_CONVERSION``."""
+_CONVERTED_NESTED = ("Array", "ArrayList", "array")
+Converter = Callable[..., Any]
+"""An official type converter: ``(value, expected_type[, nested_type]) -> converted value``."""
 
 PY_TYPES: Final[dict[str, type]] = {
     "string": str, "integer": int, "float": float, "boolean": bool, "array": list, "tuple": list,
@@ -169,13 +184,55 @@ def _list_dict_check(param: str, value: list[Any], options: Sequence[Any]) -> Ve
     return verdict
 
 
-def check_call(function: dict[str, Any], call: Call, answer: Call) -> Verdict:
+def language_of(category: str) -> str:
+    """The checker language of a category: ``java``, ``javascript`` or ``python``."""
+    if category.endswith("_java"):
+        return "java"
+    if category.endswith("_javascript"):
+        return "javascript"
+    return "python"
+
+
+def _convert(
+    param: str, value: Any, type_desc: str, properties: dict[str, Any], language: str, convert: Converter | None,
+) -> tuple[Verdict, Any, type, type | None]:
+    """Java/JavaScript: the value must be a string of the language's literal; convert it as BFCL does."""
+    table = JAVA_TYPES if language == "java" else JS_TYPES
+    if type_desc not in table:
+        return _fail(TYPE_MISMATCH, f"{param!r} has type {type_desc!r}, unknown to BFCL's {language} checker"), \
+            value, str, None
+    expected = table[type_desc]
+    if type(value) is not str:
+        return _fail(TYPE_MISMATCH, f"{param!r} should be a string of a {language} literal, got "
+                                    f"{type(value).__name__}: {value!r}"), value, expected, None
+    if convert is None:
+        raise ValueError(f"checking {language} calls needs the official type converter")
+    nested = None
+    try:
+        if type_desc in _CONVERTED_NESTED:
+            nested_desc = (properties.get("items") or {}).get("type")
+            nested = table.get(nested_desc) if isinstance(nested_desc, str) else None
+            value = convert(value, type_desc, nested_desc)
+        else:
+            value = convert(value, type_desc)
+    except Exception as exc:  # the official converter raises on some malformed literals: no match then
+        return _fail(TYPE_MISMATCH, f"{param!r}={value!r} is not a {type_desc} literal ({type(exc).__name__})"), \
+            value, expected, nested
+    return _VALID, value, expected, nested
+
+
+def check_call(
+    function: dict[str, Any], call: Call, answer: Call, *, language: str = "python", convert: Converter | None = None,
+) -> Verdict:
     """Check one decoded call against one function doc and one answer (BFCL's simple function checker).
 
     Args:
         function: The BFCL function doc the answer refers to.
         call: The model's call, ``{name: {param: value}}``.
         answer: The acceptable call, ``{name: {param: [acceptable values]}}``.
+        language: ``python``, ``java`` or ``javascript`` (Java/JavaScript values are strings of the
+            language's literals, converted by ``convert`` before the Python rules apply).
+        convert: BFCL's ``java_type_converter`` / ``js_type_converter`` for that language.
     """
     answer_params = next(iter(answer.values()))
     name = function["name"]
@@ -192,15 +249,20 @@ def check_call(function: dict[str, Any], call: Call, answer: Call) -> Verdict:
             return _fail(UNEXPECTED_PARAM, f"{name}: unexpected parameter {param!r}")
         options = answer_params[param]
         type_desc = properties[param].get("type", "any")
-        expected = PY_TYPES.get(type_desc, str)
-        nested = None
-        if type_desc in _NESTED:
-            item_type = (properties[param].get("items") or {}).get("type")
-            nested = PY_TYPES.get(item_type) if item_type else None
         value: Any = raw
+        if language != "python":
+            converted, value, expected, nested = _convert(param, raw, type_desc, properties[param], language, convert)
+            if not converted.valid:
+                return Verdict(False, converted.reason, f"{name}: {converted.detail}")
+        else:
+            expected = PY_TYPES.get(type_desc, str)
+            nested = None
+            if type_desc in _NESTED:
+                item_type = (properties[param].get("items") or {}).get("type")
+                nested = PY_TYPES.get(item_type) if item_type else None
         if type_desc == "tuple" and type(value) is tuple:
             value = list(value)
-        if type_desc == "float" and type(value) is int:
+        if language == "python" and type_desc == "float" and type(value) is int:
             value = float(value)
         verdict, is_variable = _type_check(param, value, options, type_desc, expected, nested)
         if not verdict.valid:
@@ -234,7 +296,10 @@ def _find_function(functions: Sequence[dict[str, Any]], name: str) -> dict[str, 
     raise ValueError(f"the answer names {name!r}, which is not among the record's functions")
 
 
-def _parallel(functions: Sequence[dict[str, Any]], calls: Sequence[Call], answers: Sequence[Call]) -> Verdict:
+def _parallel(
+    functions: Sequence[dict[str, Any]], calls: Sequence[Call], answers: Sequence[Call], language: str,
+    convert: Converter | None,
+) -> Verdict:
     if len(calls) != len(answers):
         return _fail(WRONG_COUNT, f"expected {len(answers)} calls, got {len(calls)}")
     # Only the reason's label depends on this: unequal name multisets can never all match.
@@ -249,7 +314,7 @@ def _parallel(functions: Sequence[dict[str, Any]], calls: Sequence[Call], answer
         for index, call in enumerate(calls):
             if index in matched:
                 continue
-            verdict = check_call(function, call, answer)
+            verdict = check_call(function, call, answer, language=language, convert=convert)
             if verdict.valid:
                 matched.add(index)
                 break
@@ -267,6 +332,7 @@ def check(
     answers: Sequence[Call] | None,
     *,
     undecodable: str | None = None,
+    convert: Converter | None = None,
 ) -> Verdict:
     """Judge a model's decoded calls for one BFCL record.
 
@@ -279,20 +345,27 @@ def check(
         undecodable: Why the output could not be decoded as calls (a call with unreadable arguments),
             if it could not. As in BFCL, an undecodable output is no call: a failure where calls are
             expected, a pass for irrelevance.
+        convert: The official type converter, for ``simple_java`` and ``simple_javascript``.
     """
     if "irrelevance" in category:
         if undecodable is None and calls:
             names = ", ".join(next(iter(c)) for c in calls)
             return _fail(WRONG_COUNT, f"expected no call, got {len(calls)} ({names})")
         return _VALID
+    if "relevance" in category:  # BFCL: valid when at least one call could be decoded, whatever it is
+        if undecodable is None and calls:
+            return _VALID
+        return _fail(UNPARSABLE if undecodable else WRONG_COUNT, undecodable or "expected at least one call, got none")
+    language = language_of(category)
     if undecodable is not None:
         return _fail(UNPARSABLE, undecodable)
     if answers is None:
         raise ValueError(f"category {category!r} needs answers")
     if "parallel" in category:
-        return _parallel(functions, calls, answers)
+        return _parallel(functions, calls, answers, language, convert)
     if len(calls) != len(answers) or ("multiple" not in category and len(calls) != 1):
         return _fail(WRONG_COUNT, f"expected {len(answers)} call, got {len(calls)}")
     if "multiple" in category:
-        return check_call(_find_function(functions, next(iter(answers[0]))), calls[0], answers[0])
-    return check_call(functions[0], calls[0], answers[0])
+        return check_call(_find_function(functions, next(iter(answers[0]))), calls[0], answers[0],
+                          language=language, convert=convert)
+    return check_call(functions[0], calls[0], answers[0], language=language, convert=convert)

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qwenkit.bench.bfcl.categories import MULTI_TURN, SINGLE_TURN, valid_names
 from qwenkit.bench.datafile import MAX_DATA_BYTES, first_problem, parse_jsonl, read_data_file, short
 from qwenkit.bench.errors import BadData, MissingData, OutputUnusable
 from qwenkit.errors import BenchError, ConfigError
@@ -30,8 +31,13 @@ BFCL_PACKAGE = "bfcl-eval"
 BFCL_VERSION = "2026.3.23"
 PREFIX = "BFCL_v4"
 CATEGORIES: tuple[str, ...] = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
-"""The single-turn Python AST categories (and irrelevance) this benchmark supports, in report order."""
-NO_ANSWER = frozenset({"irrelevance"})
+"""The Python AST categories (and irrelevance): the default run, and what every usable wheel must hold."""
+SINGLE_TURN_CATEGORIES: tuple[str, ...] = SINGLE_TURN
+"""Every single-turn category, in report order (the multi-turn ones are read by `qwenkit.bench.bfcl.multiturn`)."""
+NO_ANSWER = frozenset({"irrelevance", "live_irrelevance", "live_relevance"})
+"""Categories judged on whether a call was made at all; they have no answer file."""
+PACKAGE_DIR = "package"
+"""Sub-folder of the data folder holding the wheel's ``bfcl_eval`` package (API classes, checkers)."""
 ENV_DIR = "QWENKIT_BFCL_DIR"
 
 
@@ -77,12 +83,12 @@ def check_categories(categories: Sequence[str]) -> list[str]:
     out: list[str] = []
     for c in categories:
         c = c.strip()
-        if c not in CATEGORIES:
-            raise ConfigError(f"unknown BFCL category {c!r}; choose from {', '.join(CATEGORIES)}.")
+        if c not in SINGLE_TURN and c not in MULTI_TURN:
+            raise ConfigError(f"unknown BFCL category {c[:80]!r}; valid {valid_names()}.")
         if c not in out:
             out.append(c)
     if not out:
-        raise ConfigError(f"no BFCL category given; choose from {', '.join(CATEGORIES)}.")
+        raise ConfigError(f"no BFCL category given; valid {valid_names()}.")
     return out
 
 
@@ -134,7 +140,7 @@ class _Function(_Strict):
 class _Question(_Strict):
     id: str = Field(min_length=1)
     question: list[Annotated[list[_Turn], Field(min_length=1)]] = Field(min_length=1)
-    function: list[_Function] = Field(min_length=1)
+    function: list[_Function] = Field(default_factory=list)  # live_irrelevance has records without functions
 
 
 class _Answer(_Strict):
@@ -183,7 +189,8 @@ def parse_category(
         if category not in NO_ANSWER and q.id not in gold:
             raise BadData(f"{question_source}: question {short(q.id)!r} has no possible answer in {answer_source}.")
         items.append(BfclItem(
-            id=q.id, category=category, messages=list(obj["question"][0]), functions=list(obj["function"]),
+            id=q.id, category=category, messages=list(obj["question"][0]),
+            functions=list(obj.get("function") or []),
             ground_truth=gold.get(q.id),
         ))
     return items
@@ -238,15 +245,32 @@ def extract_data(wheel: Path, dest: Path) -> list[Path]:
         BadData: It is not a readable zip file, lacks a data file, or a data file is too large.
         OutputUnusable: ``dest`` cannot be written.
     """
-    wanted = {f"bfcl_eval/data/{PREFIX}_{c}.json": Path(f"{PREFIX}_{c}.json") for c in CATEGORIES}
-    wanted |= {f"bfcl_eval/data/possible_answer/{PREFIX}_{c}.json": Path("possible_answer", f"{PREFIX}_{c}.json")
-               for c in CATEGORIES if c not in NO_ANSWER}
+    def files(categories: Sequence[str]) -> dict[str, Path]:
+        out = {f"bfcl_eval/data/{PREFIX}_{c}.json": Path(f"{PREFIX}_{c}.json") for c in categories}
+        out |= {f"bfcl_eval/data/possible_answer/{PREFIX}_{c}.json": Path("possible_answer", f"{PREFIX}_{c}.json")
+                for c in categories if c not in NO_ANSWER}
+        return out
+
+    wanted = files(CATEGORIES)
+    # The other categories and the package are taken when present; running a category whose files are
+    # missing then says so (a wheel that lacks the Python categories is not a BFCL wheel at all).
+    optional = files([c for c in SINGLE_TURN + MULTI_TURN if c not in CATEGORIES])
     if not wheel.is_file():
         raise MissingData(f"the wheel {wheel} does not exist." if not wheel.exists() else f"{wheel} is not a file.")
     written = []
     try:
         with zipfile.ZipFile(wheel) as z:
             infos = {info.filename: info for info in z.infolist()}
+            # The package itself (simulated API classes, function docs, checkers) goes under PACKAGE_DIR,
+            # with its METADATA, so that the version of what is loaded can be checked.
+            wanted |= {name: rel for name, rel in optional.items() if name in infos}
+            for name in infos:
+                if any(part in ("", ".", "..") for part in name.rstrip("/").split("/")) or "\\" in name:
+                    continue  # never write outside dest, whatever the wheel names
+                if (name.startswith("bfcl_eval/") and not name.endswith("/")
+                        and not name.startswith("bfcl_eval/data/unused_datasets/")) or (
+                        name.endswith(".dist-info/METADATA") and name.startswith("bfcl_eval-")):
+                    wanted.setdefault(name, Path(PACKAGE_DIR, *name.split("/")))
             missing = sorted(set(wanted) - set(infos))
             if missing:
                 raise BadData(f"{wheel.name} lacks {', '.join(missing)}; is it the right bfcl-eval version?")

@@ -30,7 +30,7 @@ def _resolve_dict(option: dict[str, list[Any]]) -> dict[str, Any]:
 
 def _resolve(value: Any, schema: dict[str, Any]) -> Any:
     kind = schema.get("type")
-    if kind == "dict" and isinstance(value, dict):
+    if kind in ("dict", "HashMap") and isinstance(value, dict):
         return _resolve_dict(value)
     if kind in ("array", "tuple") and (schema.get("items") or {}).get("type") == "dict" and isinstance(value, list):
         return [_resolve_dict(v) if isinstance(v, dict) else v for v in value]
@@ -55,10 +55,86 @@ def gold_arguments(function: dict[str, Any] | None, params: dict[str, list[Any]]
 
 
 def gold_calls(item: BfclItem) -> list[tuple[str, dict[str, Any]]]:
-    """The gold calls of a record, in answer order, as ``(name, arguments)``; empty for irrelevance."""
+    """The gold calls of a record, in answer order, as ``(name, arguments)``.
+
+    Empty for the irrelevance categories; for live_relevance (any call is right, there is no answer) a call
+    of the first function with its required parameters set to ``""``. Java and JavaScript arguments are
+    written as strings of the language's literals, as BFCL expects them.
+    """
+    if item.category == "live_relevance":
+        first = item.functions[0]
+        required = (first.get("parameters") or {}).get("required", [])
+        return [(first["name"], {p: "" for p in required})]
     by_name = {f["name"]: f for f in item.functions}
     calls = []
     for answer in item.ground_truth or []:
         name, params = next(iter(answer.items()))
-        calls.append((name, gold_arguments(by_name.get(name), params)))
+        calls.append((name, literal_arguments(item, name, gold_arguments(by_name.get(name), params))))
     return calls
+
+
+def _java_item(value: Any) -> str:
+    """A Java literal for an element of a collection (read back by BFCL's ``parse_java_value``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value + '"'
+    return repr(value)
+
+
+def _js_item(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_js_item(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_js_item(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def literal(value: Any, schema: dict[str, Any], language: str) -> Any:
+    """``value`` written as the string of a Java or JavaScript literal that BFCL's converters read back.
+
+    Python values are returned unchanged; a string where another type is declared (BFCL's "variable") is
+    kept as it is.
+    """
+    kind = schema.get("type")
+    if language == "python" or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if language == "java":
+        if kind == "long":
+            return f"{value}L"
+        if kind == "float":
+            return f"{value}f"
+        if kind in ("Array", "ArrayList") and isinstance(value, list):
+            nested = (schema.get("items") or {}).get("type", "String")
+            if kind == "Array":
+                items = ", ".join(v if isinstance(v, str) else str(literal(v, {"type": nested}, "java"))
+                                  for v in value)
+                return f"new {nested}[] {{{items}}}"
+            items = ", ".join(_java_item(v) if isinstance(v, str) or nested in ("String", "any", "char")
+                              else str(literal(v, {"type": nested}, "java")) for v in value)
+            return f"new ArrayList<>(Arrays.asList({items}))"
+        if kind == "HashMap" and isinstance(value, dict):
+            puts = " ".join(f'put("{k}", {_java_item(v)});' for k, v in value.items())
+            return f"new HashMap<String, String>() {{{{ {puts} }}}}"
+        return str(value)
+    if kind == "Bigint":
+        return f"{value}n"
+    return _js_item(value)
+
+
+def literal_arguments(item: BfclItem, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A gold call's arguments written as the record's language expects (Java/JavaScript literals)."""
+    from qwenkit.bench.bfcl.checker import language_of
+
+    language = language_of(item.category)
+    if language == "python":
+        return arguments
+    function = next((f for f in item.functions if f["name"] == name), {})
+    properties = (function.get("parameters") or {}).get("properties", {})
+    return {k: literal(v, properties.get(k, {}), language) for k, v in arguments.items()}

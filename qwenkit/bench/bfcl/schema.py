@@ -7,6 +7,7 @@ dots included (``math.factorial``): the checker compares names verbatim.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from qwenkit.types import ToolSpec
@@ -47,3 +48,47 @@ def to_tool_spec(function: dict[str, Any]) -> ToolSpec:
 def to_tool_specs(functions: list[dict[str, Any]]) -> list[ToolSpec]:
     """Convert every function doc of a BFCL record."""
     return [to_tool_spec(f) for f in functions]
+
+
+def _hint(category: str) -> str:
+    if category.endswith("_java"):
+        return " Note that the provided function is in Java 8 SDK syntax."
+    if category.endswith("_javascript"):
+        return " Note that the provided function is in JavaScript syntax."
+    return " Note that the provided function is in Python 3 syntax."
+
+
+def with_language_hints(functions: list[dict[str, Any]], category: str) -> list[dict[str, Any]]:
+    """The function docs as BFCL shows them to the model (``utils._func_doc_language_specific_pre_processing``).
+
+    Every description gets the language note; Java and JavaScript parameters become ``string`` parameters
+    whose description names the language type (their values are written as literals). The checker keeps
+    using the original docs. ``functions`` is not modified.
+    """
+    import copy
+
+    out = copy.deepcopy(functions)
+    java, js = category.endswith("_java"), category.endswith("_javascript")
+    for item in out:
+        item["description"] = item.get("description", "") + _hint(category)
+        if not (java or js):
+            continue
+        lang = "Java" if java else "JavaScript"
+        for value in ((item.get("parameters") or {}).get("properties") or {}).values():
+            kind = value.get("type")
+            if kind == "any":
+                value["description"] = value.get("description", "") + \
+                    f" This parameter can be of any type of {lang} object in string representation."
+            else:
+                value["description"] = value.get("description", "") + \
+                    f" This is {lang} {kind} type parameter in string representation."
+            if kind in (("ArrayList", "Array") if java else ("array",)):
+                value["description"] += (f" The list elements are of type {(value.get('items') or {}).get('type')};"
+                                         " they are not in string representation.")
+                value.pop("items", None)
+            if js and kind == "dict" and "properties" in value:
+                value["description"] += (" The dictionary entries have the following schema; they are not in "
+                                         f"string representation. {json.dumps(value['properties'])}")
+                del value["properties"]
+            value["type"] = "string"
+    return out

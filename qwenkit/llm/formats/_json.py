@@ -113,10 +113,22 @@ def load_json(text: str, budget: RepairBudget | None = None) -> tuple[Any, str |
 def arguments_text(call: ToolCall) -> str:
     """Return the arguments of ``call`` as the model should see them again in its own past turn.
 
-    The raw text is preferred (it is what the model wrote); calls built elsewhere fall back to JSON.
+    The raw text is kept when it is exactly what was read: a JSON object, a fenced code block (a code
+    tool's argument, as Qwen-Agent writes it back), or text that could not be read (the model must see
+    its mistake). Arguments that were repaired, or followed by stray text (a comment, "I will wait"),
+    are written as the cleaned JSON, so the model's next prompt does not teach it the noise. Calls
+    built elsewhere (no raw text) are written as JSON.
     """
     raw = call.raw_arguments.strip()
-    return raw if raw else json.dumps(call.arguments, ensure_ascii=False)
+    if not raw:
+        return json.dumps(call.arguments, ensure_ascii=False)
+    if call.arguments_error is not None or raw.startswith("```"):
+        return raw
+    try:
+        exact = isinstance(json.loads(raw), dict)
+    except ValueError:
+        exact = False
+    return raw if exact else json.dumps(call.arguments, ensure_ascii=False)
 
 
 def call_json(value: Any, markers: tuple[str, ...]) -> str:

@@ -22,7 +22,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from qwenkit.types import Completion, Message, SystemMessage, ToolCall, ToolSpec
+from qwenkit.errors import ConfigError
+from qwenkit.types import AssistantMessage, Completion, Message, SystemMessage, ToolCall, ToolSpec, UserMessage
 
 DEFAULT_MAX_CALLS = 64
 """Calls read from one reply unless a format is told otherwise; the rest are dropped and reported."""
@@ -45,6 +46,9 @@ class RenderedPrompt(BaseModel):
         tools: OpenAI ``tools`` definitions; only the native format sets them.
         tool_choice: ``auto``, ``required``, ``none`` or a tool name, with ``tools`` only.
         continue_final: The last message is a partial assistant turn the model continues.
+        prefill: Text the format wrote at the start of this reply to force a call (``tool_choice``
+            naming a tool); the model's reply continues it, so read ``prefill + reply`` (see
+            `with_prefill`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -54,6 +58,7 @@ class RenderedPrompt(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | None = None
     continue_final: bool = False
+    prefill: str = ""
 
 
 class ParsedReply(BaseModel):
@@ -114,6 +119,9 @@ class TextFormat(ABC):
 
     name: str
 
+    call_markers: tuple[str, ...] = ()
+    """Text that starts a call in this format; found in the thinking, it is reported (never run)."""
+
     def __init__(self, *, max_calls: int = DEFAULT_MAX_CALLS) -> None:
         self.max_calls = check_max_calls(max_calls)
 
@@ -149,11 +157,17 @@ class TextFormat(ABC):
         except Exception as exc:  # last resort; every _parse is written not to raise
             detail = str(exc)[:200]
             return ParsedReply(content=text, problems=[f"could not parse the reply ({type(exc).__name__}: {detail})"])
-        return _bounded(reply, self.max_calls)
+        return _bounded(note_calls_in_thinking(reply, self.call_markers), self.max_calls)
 
     def parse_completion(self, completion: Completion) -> ParsedReply:
-        """Read a whole reply; a call cut off by the token limit gets an argument error instead of running."""
+        """Read a whole reply; a call cut off by the token limit gets an argument error instead of running.
+
+        Thinking the server split off (``Completion.reasoning``, a reasoning parser's
+        ``reasoning_content``) comes first in ``reasoning``; calls written in it are reported, not run.
+        """
         reply = self.parse(completion.text)
+        if completion.reasoning.strip():
+            reply = merge_server_reasoning(reply, completion.reasoning, self.call_markers)
         return mark_truncated(
             reply, completion.finish_reason, last_call_complete=self._last_call_complete(completion.text)
         )
@@ -231,6 +245,141 @@ def split_think(text: str) -> tuple[str, str, list[str]]:
     if opened >= 0 and not text[:opened].strip():
         return text[opened + len("<think>") :].strip(), "", ["the reply ended inside <think>; no answer"]
     return "", text, []
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+CALLS_IN_THINKING = "ignored tool calls written inside <think> (thinking is not acted on; call outside it)"
+
+
+def note_calls_in_thinking(reply: ParsedReply, markers: Sequence[str]) -> ParsedReply:
+    """Add a problem note when the reply's reasoning holds a call marker (such calls are never run)."""
+    if not reply.reasoning or not any(m in reply.reasoning for m in markers) or CALLS_IN_THINKING in reply.problems:
+        return reply
+    return reply.model_copy(update={"problems": [*reply.problems, CALLS_IN_THINKING]})
+
+
+def merge_server_reasoning(reply: ParsedReply, reasoning: str, markers: Sequence[str]) -> ParsedReply:
+    """Put thinking a server returned apart from the text first in ``reply.reasoning``."""
+    joined = reasoning.strip() + ("\n\n" + reply.reasoning if reply.reasoning else "")
+    return note_calls_in_thinking(reply.model_copy(update={"reasoning": joined}), markers)
+
+
+def is_query(message: Message) -> bool:
+    """Whether ``message`` is a user query, as Qwen3's template decides (not a turn of tool responses)."""
+    if not isinstance(message, UserMessage):
+        return False
+    text = message.content
+    return not (text.startswith("<tool_response>") and text.endswith("</tool_response>"))
+
+
+def think_block(reasoning: str, content: str) -> str:
+    """An assistant turn's text with its thinking, exactly as Qwen3's chat template writes it."""
+    return f"{THINK_OPEN}\n{reasoning.strip(chr(10))}\n{THINK_CLOSE}\n\n{content.lstrip(chr(10))}"
+
+
+def keep_recent_reasoning(messages: Sequence[Message]) -> list[Message]:
+    """Write each assistant turn's reasoning into its text as Qwen3's chat template keeps it.
+
+    Qwen3's template keeps thinking only for assistant turns after the last user query (the steps of
+    the current tool loop) and drops it before: those turns get ``<think>\\n...\\n</think>\\n\\n`` in
+    front of their text, the others lose it. ``reasoning`` is emptied on every turn so that no backend
+    sends it twice. A template without thinking (Qwen2.5) then shows the block as written; Qwen3's
+    reads it back and writes the same text.
+    """
+    last_query = len(messages) - 1
+    for i in range(len(messages) - 1, -1, -1):
+        if is_query(messages[i]):
+            last_query = i
+            break
+    out: list[Message] = []
+    for i, m in enumerate(messages):
+        if isinstance(m, AssistantMessage) and (m.reasoning or i > last_query):
+            if i > last_query and m.reasoning.strip("\n"):
+                m = m.model_copy(update={"content": think_block(m.reasoning, m.content), "reasoning": ""})
+            elif m.reasoning:
+                m = m.model_copy(update={"reasoning": ""})
+        out.append(m)
+    return out
+
+
+def check_tool_choice(choice: str | None, tools: Sequence[ToolSpec], format_name: str) -> str | None:
+    """Validate a ``tool_choice`` for a text format: ``None``/``auto``, ``none``, ``required`` or a tool name.
+
+    Returns:
+        ``None`` for ``auto``; else the choice.
+
+    Raises:
+        ConfigError: A name that is not one of ``tools``, or a choice with no tools to choose from.
+    """
+    if choice is None or choice == "auto":
+        return None
+    if choice == "none":
+        return choice
+    if not tools:
+        raise ConfigError(f"tool_choice {choice!r} needs tools, and none are offered")
+    if choice == "required" or any(t.name == choice for t in tools):
+        return choice
+    names = ", ".join(t.name for t in tools)
+    raise ConfigError(f"the {format_name} format cannot honour tool_choice {choice!r}: not a tool here ({names})")
+
+
+def prefill_reply(messages: list[Message], prefill: str) -> list[Message]:
+    """Open (or continue) the final assistant turn with ``prefill``, to force the start of a call."""
+    if messages and isinstance(messages[-1], AssistantMessage):
+        last = messages[-1]
+        return [*messages[:-1], last.model_copy(update={"content": last.content + prefill})]
+    return [*messages, AssistantMessage(content=prefill)]
+
+
+def with_prefill(completion: Completion, prefill: str) -> Completion:
+    """The completion as the format reads it: the rendered ``prefill`` and then the model's text."""
+    if not prefill:
+        return completion
+    return completion.model_copy(update={"text": prefill + completion.text})
+
+
+def tool_turns_as_text(messages: Sequence[Message], lang: str = "en") -> list[Message]:
+    """Write past calls and results as plain user text, as Qwen-Agent does without tools.
+
+    Qwen-Agent's ``BaseFnCallModel._remove_fncall_messages`` (used when no functions are offered or
+    ``function_choice="none"``), word for word: each call becomes ``\\n\\nThe tool "NAME" was called with
+    these arguments: \\nARGS`` and each result ``\\n\\nThe tool has returned the following result:
+    \\nRESULT`` in a user turn; the text of an assistant turn with calls stays an assistant turn; two
+    user turns in a row get an assistant ``...`` between them.
+    """
+    import json
+
+    zh = lang == "zh"
+    out: list[Message] = []
+
+    def add_user_text(text: str) -> None:
+        if out and isinstance(out[-1], UserMessage):
+            out[-1] = UserMessage(content=out[-1].content + text)
+        else:
+            out.append(UserMessage(content=text))
+
+    for m in messages:
+        if isinstance(m, AssistantMessage) and m.tool_calls:
+            if m.content:
+                out.append(m.model_copy(update={"tool_calls": ()}))
+            for call in m.tool_calls:
+                if call.arguments_error is not None and call.raw_arguments:
+                    args = call.raw_arguments
+                else:
+                    args = json.dumps(call.arguments, ensure_ascii=False)
+                if zh:
+                    add_user_text(f'\n\n工具"{call.name}"被调用时使用了以下参数：\n{args}')
+                else:
+                    add_user_text(f'\n\nThe tool "{call.name}" was called with these arguments: \n{args}')
+        elif m.role == "tool":
+            result = m.content or "No result."  # the same words in both languages upstream
+            add_user_text(f"\n\n该工具返回了以下结果：\n{result}" if zh else
+                          f"\n\nThe tool has returned the following result: \n{result}")
+        else:
+            if isinstance(m, UserMessage) and out and isinstance(out[-1], UserMessage):
+                out.append(AssistantMessage(content="..."))
+            out.append(m)
+    return out
 
 
 def mark_truncated(reply: ParsedReply, finish_reason: str | None, *, last_call_complete: bool) -> ParsedReply:

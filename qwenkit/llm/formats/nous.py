@@ -15,9 +15,13 @@ Upstream templates followed:
   responses are merged into one user turn exactly as above. Unlike the HF template, no default
   "You are Qwen, created by Alibaba Cloud." system text is added (Qwen-Agent adds none either).
 
-Reasoning is kept in `AssistantMessage.reasoning` (Qwen-Agent keeps ``reasoning_content`` beside the
-text); the backend decides whether the server gets it. Replies with ``<think>...</think>`` have it
-split off into ``reasoning``.
+Reasoning (Qwen3 thinking) is read from ``<think>...</think>`` (or from a lone ``</think>`` when the
+template opened the block) into ``reasoning``; ``<tool_call>`` written inside it is reported, never
+run. When rendering, the reasoning of the turns after the last user query is written back in front of
+their text exactly as Qwen3's template writes it, and earlier reasoning is dropped, as that template
+does; the rendered messages carry no ``reasoning`` field. An empty ``<tool_call></tool_call>`` becomes
+a call with an argument error, so the model is told (Qwen-Agent runs it as a call to a tool named
+``""``, which fails). Without tools, past calls and results are written as Qwen-Agent writes them.
 """
 
 from __future__ import annotations
@@ -33,17 +37,25 @@ from qwenkit.llm.formats.base import (
     ParsedReply,
     RenderedPrompt,
     TextFormat,
+    check_tool_choice,
+    keep_recent_reasoning,
+    prefill_reply,
     split_think,
     too_many_calls,
+    tool_turns_as_text,
 )
+from qwenkit.llm.formats.qwen import has_chinese
 from qwenkit.types import (
     AssistantMessage,
     Message,
+    SystemMessage,
     ToolCall,
     ToolMessage,
     ToolSpec,
     UserMessage,
 )
+
+EMPTY_CALL = "the <tool_call> block was empty (write {\"name\": ..., \"arguments\": {...}} inside it)"
 
 FN_CALL_TEMPLATE = """# Tools
 
@@ -95,27 +107,48 @@ def call_block(call: ToolCall, markers: tuple[str, ...] = ()) -> str:
 class NousFormat(TextFormat):
     """Hermes-style tool calling, the format Qwen2.5/Qwen3 chat templates use for ``tools``.
 
-    Rendering writes it in plain messages, so it works on servers without a tool parser.
+    Rendering writes it in plain messages, so it works on servers without a tool parser. Reasoning of
+    the turns after the last user query is written back as ``<think>`` blocks, as Qwen3's template
+    keeps it; earlier reasoning is dropped (`keep_recent_reasoning`).
 
     Args:
+        tool_choice: ``auto`` (default); ``none`` (tools removed, past calls written as plain text, as
+            Qwen-Agent does); ``required`` (the reply is opened with ``<tool_call>\\n``); or a tool name
+            (the reply is opened with ``<tool_call>\\n{"name": "NAME", "arguments": ``). A name not
+            offered is a `ConfigError` at render time.
         max_calls: Most calls read from one reply; further calls are dropped and reported.
     """
 
     name: str = "nous"
+    call_markers = (CALL_OPEN,)
 
-    def __init__(self, *, max_calls: int = DEFAULT_MAX_CALLS) -> None:
+    def __init__(self, *, tool_choice: str | None = None, max_calls: int = DEFAULT_MAX_CALLS) -> None:
         super().__init__(max_calls=max_calls)
+        self.tool_choice = tool_choice
 
-    def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> RenderedPrompt:
+    def render(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, tool_choice: str | None = None
+    ) -> RenderedPrompt:
         """Write the conversation with ``<tools>`` in the system message and results as user turns.
 
         Args:
             messages: System?, user, assistant, tool, ... messages.
-            tools: The tools the model may call; none means no system text is added.
+            tools: The tools the model may call. With none (or ``tool_choice="none"``) no system text
+                is added and past calls and results are written as plain text (`tool_turns_as_text`).
+            tool_choice: Overrides the format's ``tool_choice`` for this prompt.
 
         Returns:
-            The messages to send (no stop words, never ``continue_final``).
+            The messages to send (no stop words); ``continue_final`` and ``prefill`` when a call is
+            forced.
+
+        Raises:
+            ConfigError: ``tool_choice`` names a tool not in ``tools``.
         """
+        choice = check_tool_choice(tool_choice or self.tool_choice, tools, self.name)
+        messages = keep_recent_reasoning(messages)
+        if not tools or choice == "none":
+            chinese = any(isinstance(m, SystemMessage | UserMessage) and has_chinese(m.content) for m in messages)
+            return RenderedPrompt(messages=tool_turns_as_text(messages, "zh" if chinese else "en"))
         out: list[Message] = []
         responses = False  # the last message in `out` holds tool responses
         for m in messages:
@@ -126,11 +159,9 @@ class NousFormat(TextFormat):
                 last = out[-1] if out else None
                 if isinstance(last, AssistantMessage):  # two assistant messages in a row: one turn
                     sep = "\n" if last.content and not last.content.endswith("\n") else ""
-                    out[-1] = AssistantMessage(
-                        content=last.content + sep + text, reasoning=last.reasoning or m.reasoning
-                    )
+                    out[-1] = AssistantMessage(content=last.content + sep + text)
                 else:
-                    out.append(AssistantMessage(content=text, reasoning=m.reasoning))
+                    out.append(AssistantMessage(content=text))
                 responses = False
             elif isinstance(m, ToolMessage):
                 block = f"{RESPONSE_OPEN}\n{m.content}\n{RESPONSE_CLOSE}"
@@ -143,9 +174,15 @@ class NousFormat(TextFormat):
             else:
                 out.append(m)
                 responses = False
-        if tools:
-            out = self._add_system_text(out, tool_system(list(tools)))
-        return RenderedPrompt(messages=out)
+        out = self._add_system_text(out, tool_system(list(tools)))
+        if choice is None:
+            return RenderedPrompt(messages=out)
+        prefill = CALL_OPEN + "\n"
+        if choice != "required":
+            prefill += '{"name": ' + json.dumps(choice, ensure_ascii=False) + ', "arguments": '
+        if out and isinstance(out[-1], AssistantMessage) and out[-1].content:
+            prefill = "\n" + prefill
+        return RenderedPrompt(messages=prefill_reply(out, prefill), continue_final=True, prefill=prefill)
 
     def render_calls(self, calls: Sequence[ToolCall]) -> str:
         """Return ``<tool_call>`` blocks for ``calls``, one per call, separated by newlines."""
@@ -154,8 +191,9 @@ class NousFormat(TextFormat):
     def _parse(self, text: str) -> ParsedReply:
         """Read ``<tool_call>`` blocks (and ``<think>``) from reply text.
 
-        Text before the first call (and any text between or after calls) is content; ``<tool_response>``
-        written by the model and everything after it is ignored; an unclosed last block is still read.
+        Text before the first call is content; text after a call is dropped (and noted), as Qwen-Agent
+        and vLLM's hermes parser do; ``<tool_response>`` written by the model and everything after it is
+        ignored; an unclosed last block is still read.
         """
         return _parse(text, self.max_calls)
 
@@ -181,6 +219,7 @@ def _parse(text: str, max_calls: int) -> ParsedReply:
         return fenced.model_copy(update={"reasoning": reasoning})
     parts = text.split(CALL_OPEN)
     content = [parts[0]]
+    dropped = False
     calls: list[ToolCall] = []
     found = 0
     for part in parts[1:]:
@@ -191,9 +230,14 @@ def _parse(text: str, max_calls: int) -> ParsedReply:
             found += 1
             if found <= max_calls:  # calls past the limit are counted, never parsed
                 calls.append(_read_call(body, problems, budget))
-        elif closed:
-            problems.append("ignored an empty <tool_call>")
-        content.append(tail)
+        elif closed:  # as Qwen-Agent: the model is told, rather than the reply silently doing nothing
+            found += 1
+            if found <= max_calls:
+                calls.append(ToolCall(name="", raw_arguments="", arguments_error=EMPTY_CALL))
+            problems.append("an empty <tool_call> was answered with an error")
+        dropped = dropped or bool(tail.strip())
+    if dropped:  # as Qwen-Agent and vLLM: text is allowed before the calls, not after them
+        problems.append("ignored text written after a tool call (write it before the calls)")
     if found > max_calls:
         problems.append(too_many_calls(found, max_calls))
     return ParsedReply(

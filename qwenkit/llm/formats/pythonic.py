@@ -156,14 +156,19 @@ class PythonicFormat(TextFormat):
 
     Args:
         strict: Decode exactly as BFCL (see the module docstring).
+        tools_in_prompt: Write the tools into the system prompt. False when the caller writes BFCL's system
+            prompt itself (``qwenkit bench bfcl --mode prompt`` shows BFCL's own function docs).
         max_calls: Most calls read from one reply.
     """
 
     name = "pythonic"
 
-    def __init__(self, *, strict: bool = False, max_calls: int = DEFAULT_MAX_CALLS) -> None:
+    def __init__(
+        self, *, strict: bool = False, tools_in_prompt: bool = True, max_calls: int = DEFAULT_MAX_CALLS,
+    ) -> None:
         super().__init__(max_calls=max_calls)
         self.strict = strict
+        self.tools_in_prompt = tools_in_prompt
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> RenderedPrompt:
         out: list[Message] = []
@@ -181,7 +186,7 @@ class PythonicFormat(TextFormat):
                 out.append(m)
         if pending:
             out.append(UserMessage(content="\n".join(pending)))
-        if tools:
+        if tools and self.tools_in_prompt:
             docs = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
             prompt = system_prompt(docs)
             if out and isinstance(out[0], SystemMessage):

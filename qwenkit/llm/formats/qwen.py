@@ -19,7 +19,10 @@ Upstream template followed: ``QwenLM/Qwen-Agent``
 
 Chinese is chosen (``lang="auto"``) when a system or user message has a CJK character, as Qwen-Agent's
 ``has_chinese_chars`` does. Reasoning (``<think>``) is read into ``reasoning`` but not written back:
-the upstream template has no place for it.
+the upstream template has no place for it (``QwenFnCallPrompt`` drops ``reasoning_content``).
+``tool_choice`` naming a tool prefills ``✿FUNCTION✿: NAME`` as Qwen-Agent's ``function_choice`` does;
+``none``, or a conversation with calls but no tools, writes past calls as plain text in Qwen-Agent's
+words (`tool_turns_as_text`). ``parallel`` defaults to True here; Qwen-Agent's default is False.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ from qwenkit.llm.formats.base import (
     ParsedReply,
     RenderedPrompt,
     TextFormat,
+    check_tool_choice,
+    prefill_reply,
     split_think,
     too_many_calls,
+    tool_turns_as_text,
 )
 from qwenkit.types import (
     AssistantMessage,
@@ -177,22 +183,29 @@ class QwenFormat(TextFormat):
             the first call of a reply is kept.
         lang: Language of the system text; ``"auto"`` picks Chinese when a system or user message has
             a CJK character.
+        tool_choice: ``auto`` (default); ``none`` (tools removed, past calls written as plain text, as
+            Qwen-Agent's ``function_choice="none"``); ``required`` (the reply is opened with
+            ``✿FUNCTION✿: ``) or a tool name (opened with ``✿FUNCTION✿: NAME``, as Qwen-Agent). A name
+            not offered is a `ConfigError` at render time.
         max_calls: Most calls read from one reply; further calls are dropped and reported.
     """
 
     name: str = "qwen"
+    call_markers = (FN_NAME,)
 
     def __init__(
         self,
         parallel: bool = True,
         lang: Literal["auto", "en", "zh"] = "auto",
         *,
+        tool_choice: str | None = None,
         max_calls: int = DEFAULT_MAX_CALLS,
     ) -> None:
         if lang not in ("auto", "en", "zh"):
             raise ValueError(f"lang must be 'auto', 'en' or 'zh', not {lang!r}")
         super().__init__(max_calls=max_calls)
         self.parallel = parallel
+        self.tool_choice = tool_choice
         self.lang: Literal["auto", "en", "zh"] = lang
 
     def language(self, messages: Sequence[Message]) -> Literal["en", "zh"]:
@@ -202,17 +215,29 @@ class QwenFormat(TextFormat):
         chinese = any(isinstance(m, SystemMessage | UserMessage) and has_chinese(m.content) for m in messages)
         return "zh" if chinese else "en"
 
-    def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> RenderedPrompt:
+    def render(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, tool_choice: str | None = None
+    ) -> RenderedPrompt:
         """Write the conversation with the tools in the system message and calls folded in the turn.
 
         Args:
             messages: System?, user, assistant, tool, ... messages.
-            tools: The tools the model may call; none means no system text is added.
+            tools: The tools the model may call. With none (or ``tool_choice="none"``) no system text
+                is added and past calls and results are written as plain text, as Qwen-Agent does.
+            tool_choice: Overrides the format's ``tool_choice`` for this prompt.
 
         Returns:
             The messages, the ✿RESULT✿/✿RETURN✿ stop words, and ``continue_final`` when the
-            conversation ends inside an assistant turn (it then ends with ``✿RETURN✿``).
+            conversation ends inside an assistant turn (it then ends with ``✿RETURN✿``) or a call is
+            forced (then ``prefill`` is set).
+
+        Raises:
+            ConfigError: ``tool_choice`` names a tool not in ``tools``.
         """
+        choice = check_tool_choice(tool_choice or self.tool_choice, tools, self.name)
+        lang = self.language(messages)
+        if not tools or choice == "none":
+            return RenderedPrompt(messages=tool_turns_as_text(messages, lang))
         out: list[Message] = []
         fold: str | None = None
         for m in messages:
@@ -229,9 +254,15 @@ class QwenFormat(TextFormat):
             if fold.endswith(f"{FN_EXIT}: "):
                 fold = fold[:-2]
             out.append(AssistantMessage(content=fold))
-        if tools:
-            out = self._add_system_text(out, tool_system(list(tools), self.language(messages), self.parallel))
-        return RenderedPrompt(messages=out, stop=list(FN_STOP_WORDS), continue_final=fold is not None)
+        out = self._add_system_text(out, tool_system(list(tools), lang, self.parallel))
+        if choice is None:
+            return RenderedPrompt(messages=out, stop=list(FN_STOP_WORDS), continue_final=fold is not None)
+        # As Qwen-Agent's preprocess_fncall_messages: ": \n" after an open ✿RETURN✿, "\n" after other text.
+        prefill = f"{FN_NAME}: " + ("" if choice == "required" else choice)
+        if fold is not None and fold:
+            prefill = (": \n" if fold.endswith(FN_EXIT) else "\n") + prefill
+        return RenderedPrompt(messages=prefill_reply(out, prefill), stop=list(FN_STOP_WORDS), continue_final=True,
+                              prefill=prefill)
 
     def render_calls(self, calls: Sequence[ToolCall]) -> str:
         """Return ``✿FUNCTION✿: name`` / ``✿ARGS✿: {...}`` lines for ``calls``, one pair per call.

@@ -24,12 +24,14 @@ import json
 import re
 from collections.abc import Sequence
 
+from qwenkit.errors import ConfigError
 from qwenkit.llm.formats._json import RepairBudget, arguments_text, call_json, is_code_tool, make_call
 from qwenkit.llm.formats.base import (
     DEFAULT_MAX_CALLS,
     ParsedReply,
     RenderedPrompt,
     TextFormat,
+    check_tool_choice,
     split_think,
     too_many_calls,
 )
@@ -119,17 +121,27 @@ class ReActFormat(TextFormat):
     def __init__(self, *, max_calls: int = DEFAULT_MAX_CALLS) -> None:
         super().__init__(max_calls=max_calls)
 
-    def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> RenderedPrompt:
+    def render(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, tool_choice: str | None = None
+    ) -> RenderedPrompt:
         """Write the conversation in ReAct form.
 
         Args:
             messages: System?, user, assistant, tool, ... messages.
             tools: The tools the model may call; none means a plain conversation.
+            tool_choice: ``auto``/``None`` or ``none`` (the tools are left out). ReAct cannot force a
+                call (Qwen-Agent's ReActChat has no ``function_choice`` either).
 
         Returns:
             The messages to send, the ``Observation:`` stop words and ``continue_final``.
+
+        Raises:
+            ConfigError: ``tool_choice`` is ``required`` or a tool name.
         """
-        tools = list(tools)
+        choice = check_tool_choice(tool_choice, tools, self.name)
+        if choice not in (None, "none"):
+            raise ConfigError(f"the react format cannot force a call (tool_choice {choice!r}); use nous or qwen")
+        tools = [] if choice == "none" else list(tools)
         last_user = max((i for i, m in enumerate(messages) if isinstance(m, UserMessage)), default=-1)
         out: list[Message] = []
         fold: list[str] = []

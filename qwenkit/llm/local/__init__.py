@@ -11,9 +11,15 @@ llama.cpp blocks and one context is not thread-safe, so generation runs in a wor
 streamed deltas cross to the event loop through a queue as each token is decoded. The weights load on
 first use, never at import.
 
-The package's private parts, one job each: ``_template`` (chat templates), ``_hermes`` (the hermes
-tool-call emulation), ``_bridge`` (the thread/async bridge), ``_generate`` (the token loop) and
-``_model`` (`LocalModel` itself). Stop words are cut by `qwenkit.llm.stops`.
+`LocalModel.template_info` (the template in use, the context length, whether it has Qwen3's thinking
+switch) and `LocalModel.count_tokens` read the GGUF's metadata and tokenizer without loading the weights,
+so ``format="auto"`` and the context budget cost about a second, not a model load. ``ChatRequest.thinking``
+reaches the template as ``enable_thinking``.
+
+The package's private parts, one job each: ``_hermes`` (the hermes tool-call emulation), ``_bridge``
+(the thread/async bridge), ``_generate`` (the token loop), ``_vocab`` (the weightless tokenizer and
+metadata) and ``_model`` (`LocalModel` itself). Chat templates are rendered by `qwenkit.llm.chat_template`;
+stop words are cut by `qwenkit.llm.stops`.
 
 Example:
     >>> from qwenkit.llm.store import ModelStore

@@ -34,6 +34,8 @@ OPENINGS = {  # text after which the input is read as one call's arguments
     "qwen": "✿FUNCTION✿: f\n✿ARGS✿: ",
     "nous": '<tool_call>\n{"name": "f", "arguments": ',
     "native": '<tool_call>\n{"name": "f", "arguments": ',
+    "qwen3_coder": "<tool_call>\n<function=f>\n<parameter=a>\n",
+    "pythonic": "[f(a=",
 }
 MARKERS = [
     "Action:", "\nAction Input:", "\nObservation:", "Final Answer:", "Thought:", "✿FUNCTION✿:", "✿ARGS✿:",

@@ -9,6 +9,8 @@ from qwenkit.llm.formats import (
     NativeFormat,
     NousFormat,
     PromptFormat,
+    PythonicFormat,
+    Qwen3CoderFormat,
     QwenFormat,
     ReActFormat,
     get_format,
@@ -78,8 +80,9 @@ def test_tool_choice_goes_on_prompts_with_tools() -> None:
 
 
 def test_get_format() -> None:
-    assert FORMAT_NAMES == ("react", "qwen", "nous", "native")
-    kinds = {"react": ReActFormat, "qwen": QwenFormat, "nous": NousFormat, "native": NativeFormat}
+    assert FORMAT_NAMES == ("react", "qwen", "nous", "qwen3_coder", "pythonic", "native")
+    kinds = {"react": ReActFormat, "qwen": QwenFormat, "nous": NousFormat, "qwen3_coder": Qwen3CoderFormat,
+             "pythonic": PythonicFormat, "native": NativeFormat}
     for name in FORMAT_NAMES:
         fmt = get_format(name)
         assert isinstance(fmt, kinds[name]) and isinstance(fmt, PromptFormat) and fmt.name == name
@@ -90,7 +93,7 @@ def test_get_format() -> None:
 
 
 def test_get_format_rejects_unknown_names() -> None:
-    with pytest.raises(ValueError, match=r"react, qwen, nous, native"):
+    with pytest.raises(ValueError, match=r"react, qwen, nous, qwen3_coder, pythonic, native"):
         get_format("hermes")
     with pytest.raises(TypeError):
         get_format("react", parallel=True)

@@ -119,9 +119,9 @@ def test_multi_step_turn_folds_like_qwen_agent() -> None:
             AssistantMessage(tool_calls=(c,)),
             ToolMessage(tool_call_id="c", name="code", content="1"),
         ],
-        [],
+        TOOLS,
     )
-    assert [m.role for m in rendered.messages] == ["user", "assistant"]  # no tools: no system text
+    assert [m.role for m in rendered.messages] == ["system", "user", "assistant"]
     assert rendered.messages[-1].content == (
         'First.\n✿FUNCTION✿: f\n✿ARGS✿: {"x": 1}\n✿FUNCTION✿: g\n✿ARGS✿: {"y": 2}\n'
         "✿RESULT✿: A\n✿RESULT✿: B\n✿RETURN✿: \n"
