@@ -3,6 +3,7 @@
 ``loop``: the agent loop's overhead per conversation (scripted model), next to Qwen-Agent's `FnCallAgent`
 when it is installed (`qwenkit.bench.perf_loop`). ``parse``: the prompt formats' parsers on big hostile
 replies (`qwenkit.bench.perf_parse`). ``runner``: benchmark-runner throughput (`qwenkit.bench.perf_runner`).
+``trace``: OpenTelemetry's cost per run and per span (`qwenkit.bench.perf_trace`).
 
 ``sandbox``: the code interpreter's kernels, from one run on this machine:
 
@@ -239,8 +240,14 @@ def _add_loop(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     add_loop(sub)
 
 
+def _add_trace(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from qwenkit.bench.perf_trace import add_trace
+
+    add_trace(sub)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
-    _add_sandbox, _add_loop, _add_parse,
+    _add_sandbox, _add_loop, _add_parse, _add_trace,
 ]
 """Each adds one ``perf <name>`` subparser whose ``bench`` default is ``async (args) -> dict``."""
 

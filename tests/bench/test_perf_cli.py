@@ -85,3 +85,12 @@ def test_runner_without_http_measures_the_runner_alone(capsys: pytest.CaptureFix
 def test_runner_refuses_a_zero_concurrency() -> None:
     with pytest.raises(SystemExit):
         main(["runner", "--concurrency", "0"])
+
+
+def test_perf_trace_prints_the_three_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    from qwenkit.bench.perf import main
+
+    assert main(["trace", "--conversations", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "no tracing at all" in out and "no-op API" in out and "spans exported" in out
+    assert "30 spans exported" in out  # 5 conversations x (1 run + 2 chats + 3 tool calls)
