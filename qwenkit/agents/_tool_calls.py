@@ -51,34 +51,45 @@ def _key(call: ToolCall) -> tuple[str, str]:
     return call.name, json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def repeated_calls(messages: Sequence[Message], calls: Sequence[ToolCall]) -> dict[str, str]:
-    """Calls identical to one of the previous assistant turn, by id, with that earlier call's result text.
+REPEAT_NOTICE = "You already called"
+"""How a repeated-call observation starts; an earlier notice is looked through for the real result."""
 
-    ``messages`` ends with the turn that made ``calls``; the turn before it and its results come before.
+
+def repeated_calls(messages: Sequence[Message], calls: Sequence[ToolCall]) -> dict[str, str]:
+    """Calls identical to one of the previous assistant turn, by id, with the real result of that call.
+
+    ``messages`` ends with the turn that made ``calls``. When the model has repeated the call several turns
+    in a row, the result quoted is the one the call first returned, not an earlier notice.
     """
-    earlier: dict[tuple[str, str], str] = {}
+    turns: list[tuple[AssistantMessage, dict[str, str]]] = []  # newest first, back to the last user turn
     results: dict[str, str] = {}
-    seen_current = False
     for msg in reversed(messages):
         if isinstance(msg, ToolMessage):
             results[msg.tool_call_id] = msg.content
         elif isinstance(msg, AssistantMessage):
-            if not seen_current:
-                seen_current = True  # the turn that made `calls`
-                results.clear()
-                continue
-            for c in msg.tool_calls:
-                if c.id in results and c.arguments_error is None:
-                    earlier.setdefault(_key(c), results[c.id])
-            break
-        elif seen_current:
-            break  # a user turn between: a new question, the same call may be meant again
-    return {c.id: earlier[_key(c)] for c in calls if c.arguments_error is None and _key(c) in earlier}
+            turns.append((msg, results))
+            results = {}
+        else:
+            break  # a user turn: a new question, the same call may be meant again
+    if len(turns) < 2:
+        return {}
+    out: dict[str, str] = {}
+    wanted = {_key(c): c.id for c in calls if c.arguments_error is None}
+    for key, call_id in wanted.items():
+        for turn, turn_results in turns[1:]:
+            match = next((c for c in turn.tool_calls if c.arguments_error is None and _key(c) == key), None)
+            if match is None or match.id not in turn_results:
+                break  # the chain of identical calls ends here
+            result = turn_results[match.id]
+            if not result.startswith(REPEAT_NOTICE):
+                out[call_id] = result
+                break
+    return out
 
 
 def _repeat(call: ToolCall, earlier: str) -> ToolResult:
     return ToolResult(call_id=call.id, name=call.name, ok=False, error_type="RepeatedCall", content=(
-        f"You already called {call.name} with exactly these arguments, and its result is above:\n{earlier}\n"
+        f"{REPEAT_NOTICE} {call.name} with exactly these arguments, and its result is above:\n{earlier}\n"
         "It was not run again. Do not repeat the call: use this result to answer the question now."))
 
 

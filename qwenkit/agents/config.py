@@ -21,6 +21,11 @@ FINAL_ANSWER_PROMPT = (
 EMPTY_ANSWER_PROMPT = "Your last reply was empty. Answer my question now, using what you found above."
 """The user turn added when the model's final reply is empty, to ask once more."""
 
+REPEATED_ANSWER_PROMPT = (
+    "You already have the results of those calls above. Do not call any tool. Using them, answer my question now."
+)
+"""The user turn added, with tools withheld, after a turn whose calls all repeated the turn before."""
+
 PARSE_OFF_LOOP_CHARS = 64_000
 """Replies longer than this are parsed in a worker thread, so a huge reply cannot stall other conversations."""
 

@@ -14,7 +14,7 @@ from qwenkit.agents._sanitize import sanitize_reply
 from qwenkit.agents._steps import ErrorStep, FinalStep, StepOutcome, ToolStep
 from qwenkit.agents._think_stream import ThinkSplitter
 from qwenkit.agents._tool_calls import needing_approval, repeated_calls, run_tool_calls
-from qwenkit.agents.config import EMPTY_ANSWER_PROMPT, PARSE_OFF_LOOP_CHARS, LoopConfig
+from qwenkit.agents.config import EMPTY_ANSWER_PROMPT, PARSE_OFF_LOOP_CHARS, REPEATED_ANSWER_PROMPT, LoopConfig
 from qwenkit.agents.conversation import tool_message, unanswered_calls
 from qwenkit.agents.events import (
     ApprovalRequested,
@@ -90,10 +90,12 @@ async def _fitted(cfg: LoopConfig, msgs: list[Message], specs: list[ToolSpec], s
     return fitted.messages
 
 
-async def _step(cfg: LoopConfig, msgs: list[Message], step: int, emit: Emit, *, after_max_steps: bool) -> StepOutcome:
-    """One model call, parsed. ``after_max_steps``: tools withheld and any call dropped."""
-    if after_max_steps:
-        prompt_msgs = await _fitted(cfg, [*msgs, UserMessage(content=cfg.final_answer_prompt)], [], step, emit)
+async def _step(cfg: LoopConfig, msgs: list[Message], step: int, emit: Emit, *, after_max_steps: bool,
+                answer_prompt: str | None = None) -> StepOutcome:
+    """One model call, parsed. With ``answer_prompt`` (the steps ran out, or the model only repeated calls it
+    has the results of) that user turn is added, tools are withheld and any call is dropped."""
+    if answer_prompt is not None:
+        prompt_msgs = await _fitted(cfg, [*msgs, UserMessage(content=answer_prompt)], [], step, emit)
         prompt = cfg.fmt.render(prompt_msgs, [])
     else:
         specs = cfg.tools.specs()
@@ -127,7 +129,7 @@ async def _step(cfg: LoopConfig, msgs: list[Message], step: int, emit: Emit, *, 
     else:
         parsed = cfg.fmt.parse_completion(read)
     parsed, raw_text = sanitize_reply(parsed, completion.text)
-    calls = () if after_max_steps else tuple(parsed.tool_calls)
+    calls = () if answer_prompt is not None else tuple(parsed.tool_calls)
     message = AssistantMessage(content=parsed.content, reasoning=parsed.reasoning, tool_calls=calls)
     emit(AssistantTurn(step=step, message=message, raw_text=raw_text, problems=parsed.problems,
                        usage=completion.usage, after_max_steps=after_max_steps))
@@ -142,6 +144,7 @@ class _Run:
     def __init__(self, cfg: LoopConfig, cid: str, msgs: list[Message], spent: Spent, emit: Emit) -> None:
         self.cfg, self.cid, self.msgs, self.spent, self.emit = cfg, cid, msgs, spent, emit
         self.asked_again_for_empty = False
+        self.answer_now = False
 
     def finish(self, status: RunStatus, *, answer: str = "", error: str | None = None, output: Any = None,
                pending: Sequence[ToolCall] = ()) -> None:
@@ -162,6 +165,8 @@ class _Run:
             self.finish("limit", error=why)
             return False
         repeats = repeated_calls(self.msgs, calls) if self.cfg.repeated_call_guard else {}
+        # Nothing new was asked for: the next call withholds the tools and asks for the answer.
+        self.answer_now = bool(calls) and len(repeats) == len(calls)
         results = await run_tool_calls(self.cfg, self.cid, calls, step, self.emit, self.cfg.decisions, repeats)
         self.spent.tool_calls += len(results)
         for r in results:  # an agent used as a tool spent tokens too
@@ -214,7 +219,11 @@ class _Run:
                 if why := before_model_call(cfg.limits, self.spent):
                     return self.finish("limit", error=why)
                 step = self.spent.model_calls = step + 1
-                outcome = await _step(cfg, self.msgs, step, self.emit, after_max_steps=after_max_steps)
+                answer_prompt = cfg.final_answer_prompt if after_max_steps else (
+                    REPEATED_ANSWER_PROMPT if self.answer_now else None)
+                self.answer_now = False
+                outcome = await _step(cfg, self.msgs, step, self.emit, after_max_steps=after_max_steps,
+                                      answer_prompt=answer_prompt)
                 if not isinstance(outcome, ErrorStep):
                     self.spent.usage += outcome.usage
                 match outcome:

@@ -67,11 +67,11 @@ def choose_format(info: TemplateInfo | None) -> FormatChoice:
     rendered = info.probe_render if info.probe_render is not None else render_probe(info.template or "", info.source)
     name = format_from_render(rendered)
     if name is None:
-        return FormatChoice(DEFAULT_FORMAT, f"the chat template from {info.source} writes tool calls in no format "
+        return FormatChoice(DEFAULT_FORMAT, f"from {info.source}: the template writes tool calls in no format "
                                             "qwenkit knows; using nous")
     why = {
-        "nous": "writes tool calls as <tool_call> JSON",
-        "qwen3_coder": "writes tool calls as <function=...> XML (Qwen3-Coder)",
-        "qwen": "has no tool support (as Qwen1.5's), so the ✿FUNCTION✿ prompt is used",
+        "nous": "the template writes tool calls as <tool_call> JSON",
+        "qwen3_coder": "the template writes tool calls as <function=...> XML (Qwen3-Coder)",
+        "qwen": "the template has no tool support (as Qwen1.5's), so the ✿FUNCTION✿ prompt is used",
     }[name]
-    return FormatChoice(name, f"the chat template from {info.source} {why}")
+    return FormatChoice(name, f"from {info.source}: {why}")

@@ -33,6 +33,27 @@ async def test_an_identical_call_right_after_its_result_is_answered_from_the_ear
     obs = [m.content for m in result.messages if isinstance(m, ToolMessage)]
     assert obs[0] == "1591" and "already called compute" in obs[1] and "1591" in obs[1]
     assert result.status == "completed" and result.answer == "37*43 = 1591"
+    # Nothing new was asked for: the next call withheld the tools and asked for the answer.
+    assert "<tools>" in model.requests[1].messages[0].content
+    assert "<tools>" not in model.requests[2].messages[0].content
+    assert "Do not call any tool" in model.requests[2].messages[-1].content
+
+
+def test_a_chain_of_repeats_quotes_the_real_result_not_an_earlier_notice() -> None:
+    from qwenkit.agents._tool_calls import REPEAT_NOTICE, repeated_calls
+    from qwenkit.types import AssistantMessage, ToolCall, UserMessage
+
+    def turn(i: int) -> tuple[AssistantMessage, ToolMessage]:
+        c = ToolCall(id=f"c{i}", name="compute", arguments={"expr": "x"})
+        content = "REAL RESULT" if i == 0 else f"{REPEAT_NOTICE} compute ... REAL RESULT ..."
+        return AssistantMessage(tool_calls=(c,)), ToolMessage(tool_call_id=c.id, name="compute", content=content)
+
+    msgs: list = [UserMessage(content="q")]
+    for i in range(3):
+        msgs.extend(turn(i))
+    new = ToolCall(id="c9", name="compute", arguments={"expr": "x"})
+    msgs.append(AssistantMessage(tool_calls=(new,)))
+    assert repeated_calls(msgs, [new]) == {"c9": "REAL RESULT"}
 
 
 async def test_a_different_call_or_a_new_question_still_runs() -> None:
