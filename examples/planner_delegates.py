@@ -36,7 +36,8 @@ async def main() -> None:
         async for event in planner.stream("How many primes are there below 10,000?"):
             match event:
                 case NestedEvent(event=ToolResultEvent() as inner):
-                    print(f"  coder ran {inner.result.name}: {inner.result.content.strip()}")
+                    shown = " ".join(inner.result.content.split())  # the observation on one line
+                    print(f"  coder ran {inner.result.name}: {shown}")
                 case ToolResultEvent():
                     print(f"planner got: {event.result.content}")
                 case RunFinished():

@@ -376,7 +376,7 @@ class TestModel:
         probe = self.format.render(
             [UserMessage(content="?"), AssistantMessage(tool_calls=tuple(calls)),
              *(ToolMessage(tool_call_id=c.id, name=c.name, content=m) for c, m in zip(calls, marks, strict=True))],
-            [],
+            list(self.tools or []),  # with tools, as the run renders them (without, calls are written as prose)
         ).messages
         last = _last_assistant(probe)
         probe_text = _flatten(probe[last[0] :] if last is not None else probe)

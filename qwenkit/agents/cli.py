@@ -106,7 +106,7 @@ def check_agent_args(args: argparse.Namespace) -> None:
     from qwenkit.sandbox.provider import parse_kernels
 
     try:
-        parse_kernels(args.kernels)
+        parse_kernels(getattr(args, "kernels", "local"))  # namespaces built by other commands lack it
     except ConfigError as err:
         raise ConfigError(f"--kernels: {err}") from None
 

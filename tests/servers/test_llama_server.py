@@ -77,4 +77,6 @@ async def test_agent_loop_through_the_server(model: OpenAICompatible) -> None:
     result = await agent.arun("What is 1234 * 5678? Use the multiply tool.")
     assert result.status in ("completed", "max_steps"), result.error
     assert result.usage.completion_tokens > 0
-    assert all(m.content == "7006652" for m in result.messages if isinstance(m, ToolMessage))
+    # Every call that ran gave the product; a repeat of the same call is answered from that result.
+    assert all(m.content == "7006652" or m.content.startswith("You already called multiply")
+               for m in result.messages if isinstance(m, ToolMessage))

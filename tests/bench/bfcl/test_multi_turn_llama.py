@@ -16,18 +16,18 @@ from tests.bench.bfcl.helpers import full_data_dir
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # a 0.5B model on a CPU: minutes per conversation
 @pytest.mark.parametrize("mode", ["fc", "prompt"])
-def test_two_multi_turn_entries_against_a_llama_cpp_server(
+def test_a_multi_turn_entry_against_a_llama_cpp_server(
     llama_server: tuple[str, str], tmp_path: Path, mode: str,
 ) -> None:
     base_url, model = llama_server
     data_dir = full_data_dir()
     argv = ["bench", "bfcl", "--base-url", base_url, "--model", model, "--data-dir", str(data_dir),
-            "--categories", "multi_turn_base", "--limit", "2", "--mode", mode, "--max-tokens", "256",
+            "--categories", "multi_turn_base", "--limit", "1", "--mode", mode, "--max-tokens", "192",
             "--concurrency", "1", "--timeout", "1800", "--request-timeout", "600", "--out", str(tmp_path),
             "--no-progress"]
     assert main(argv) == 0
     _, rows = read_results(tmp_path / "results.jsonl")
-    assert set(rows) == {"multi_turn_base_0", "multi_turn_base_1"}
+    assert set(rows) == {"multi_turn_base_0"}  # one entry: a 0.5B model on 2 CPU cores takes minutes per entry
     for row in rows.values():
         assert row.status == "ok", row.error
         turns = row.result["turns"]
