@@ -74,7 +74,10 @@ class Agent(Generic[DepsT]):
         limits: `UsageLimits` every run must stay within (a run may override them with ``limits=``).
         repeated_call_guard: A call identical to one of the turn before (same name and arguments) is not run
             again; the model is shown the earlier result and asked to answer. Small models otherwise repeat a
-            call they already have the result of until the steps run out.
+            call they already have the result of until the steps run out. Benchmarks that must reproduce another
+            harness (BFCL) turn it off.
+        retry_empty_answer: An empty final reply is asked for once more; otherwise the run ends
+            ``empty_answer`` at once.
         thinking: Qwen3's thinking switch (``enable_thinking`` in its chat template) for every request:
             ``True``/``False``, or ``None`` for the template's default.
         max_input_tokens: The model's context window in tokens; a conversation that would not fit (leaving
@@ -105,6 +108,7 @@ class Agent(Generic[DepsT]):
         output_retries: int = 2,
         limits: UsageLimits | None = None,
         repeated_call_guard: bool = True,
+        retry_empty_answer: bool = True,
         thinking: bool | None = None,
         max_input_tokens: int | None = None,
     ) -> None:
@@ -142,6 +146,7 @@ class Agent(Generic[DepsT]):
         self.output_retries = output_retries
         self.limits = limits
         self.repeated_call_guard = repeated_call_guard
+        self.retry_empty_answer = retry_empty_answer
         self.thinking = thinking
         if max_input_tokens is not None and max_input_tokens < 1:
             raise ValueError("max_input_tokens must be at least 1")
@@ -199,7 +204,8 @@ class Agent(Generic[DepsT]):
             deps=self.deps if deps is None else deps, agent_name=self.name,
             limits=limits if limits is not None else self.limits, output=self.output,
             output_retries=self.output_retries, decisions=dict(decisions or {}),
-            repeated_call_guard=self.repeated_call_guard, thinking=self.thinking,
+            repeated_call_guard=self.repeated_call_guard, retry_empty_answer=self.retry_empty_answer,
+            thinking=self.thinking,
             max_input_tokens=self.max_input_tokens,
         )
 

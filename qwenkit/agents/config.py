@@ -51,6 +51,7 @@ class LoopConfig:
         output: How the final answer becomes a typed object (``None``: plain text).
         output_retries: How often an answer that fails validation is sent back before ``output_invalid``.
         decisions: A person's decisions on calls that need approval, by call id (see `Agent.resume`).
+        retry_empty_answer: An empty final reply is asked for once more before the run ends ``empty_answer``.
         max_input_tokens: The model's context window; prompts that would not fit (with room for the reply)
             are cut (see `qwenkit.agents._context`). ``None``: no check.
         thinking: Qwen3's thinking switch sent with every request (``None``: the template's default).
@@ -74,5 +75,6 @@ class LoopConfig:
     output_retries: int = 2
     decisions: Mapping[str, bool | str] = field(default_factory=dict)
     repeated_call_guard: bool = True
+    retry_empty_answer: bool = True
     max_input_tokens: int | None = None
     thinking: bool | None = None

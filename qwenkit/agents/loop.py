@@ -179,7 +179,7 @@ class _Run:
         """Accept a final answer (typed when the agent has an output type); retries left, or None when done."""
         status: RunStatus = "max_steps" if after_max_steps else "completed"
         if not message.content.strip():  # never "completed" with nothing to show
-            if not self.asked_again_for_empty and not after_max_steps:
+            if self.cfg.retry_empty_answer and not self.asked_again_for_empty and not after_max_steps:
                 self.asked_again_for_empty = True
                 self.emit(OutputRetry(step=step, errors="the answer is empty", retries_left=0,
                                       message=EMPTY_ANSWER_PROMPT))

@@ -88,3 +88,9 @@ async def test_an_empty_answer_is_asked_for_once_more() -> None:
 async def test_an_answer_that_stays_empty_ends_with_its_own_status() -> None:
     result = await Agent(ScriptedModel(["", "  "])).arun("2+2?")
     assert result.status == "empty_answer" and result.error and result.answer == ""
+
+
+async def test_retrying_an_empty_answer_can_be_turned_off() -> None:
+    model = ScriptedModel(["", "never asked"])
+    result = await Agent(model, retry_empty_answer=False).arun("2+2?")
+    assert result.status == "empty_answer" and len(model.requests) == 1

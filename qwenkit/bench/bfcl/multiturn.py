@@ -182,7 +182,8 @@ async def run_entry(
             system = system_prompt(functions) + (f"\n\n{system}" if system else "")
         agent = Agent(model, tools=[ApiTool(f, session) for f in functions], format=fmt, system=system,
                       max_steps=STEP_LIMIT + 1, sampling=sampling, final_answer_at_max_steps=False,
-                      name="bfcl")
+                      # As the official harness: every call runs, and an answer (empty or not) ends the turn.
+                      repeated_call_guard=False, retry_empty_answer=False, name="bfcl")
         steps: list[dict[str, Any]] = []
         by_id: dict[str, dict[str, Any]] = {}
         ended = "answer"
