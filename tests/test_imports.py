@@ -20,11 +20,26 @@ def _modules() -> dict[str, Path]:
     return mods
 
 
+def _import_nodes(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    out: list[ast.Import | ast.ImportFrom] = []
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            stack.extend(node.orelse)  # type-only imports do not run
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            out.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def _imports(path: Path, mods: dict[str, Path], name: str) -> set[str]:
-    """Modules of qwenkit that ``path`` imports when it is imported (module level, not TYPE_CHECKING)."""
+    """Modules of qwenkit that ``path`` imports, at module level or inside functions (a deferred import is
+    still a dependency), except under ``if TYPE_CHECKING:``."""
     out: set[str] = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
@@ -35,8 +50,8 @@ def _imports(path: Path, mods: dict[str, Path], name: str) -> set[str]:
                 base = ".".join([*anchor, base]) if base else ".".join(anchor)
             targets = [base, *(f"{base}.{a.name}" for a in node.names)]
         for target in targets:
-            if target not in mods or target == name:
-                continue
+            if target not in mods or target == name or name.startswith(target + "."):
+                continue  # a module's own packages are always imported before it: not a dependency
             out.add(target)
             # Importing a.b.c runs a/__init__ and a/b/__init__ first (the root package excepted: it is
             # always imported first, so its edges say nothing about the order inside).

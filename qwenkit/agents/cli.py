@@ -103,7 +103,7 @@ def check_agent_args(args: argparse.Namespace) -> None:
             raise ConfigError("--local is empty; give a model name or a .gguf path")
     if uses_server(args):
         check_server_settings(args)
-    from qwenkit.sandbox.provider import parse_kernels
+    from qwenkit.sandbox.choice import parse_kernels
 
     try:
         parse_kernels(getattr(args, "kernels", "local"))  # namespaces built by other commands lack it

@@ -57,7 +57,7 @@ def _hints(hints: Mapping[type[QwenkitError], str]) -> Iterator[None]:
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_format: str) -> None:
-    from qwenkit.cli import add_model_options
+    from qwenkit._cli.settings import add_model_options
 
     add_model_options(p)
     p.set_defaults(check=_check_run)

@@ -15,12 +15,13 @@
 from typing import TYPE_CHECKING, Any
 
 from qwenkit.errors import KernelStartError, SandboxError, SandboxUnavailable, SessionClosed
+from qwenkit.sandbox.choice import KernelsSetting, make_provider, parse_kernels
 from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import BubblewrapPolicy, IsolationPolicy, UnsandboxedPolicy, get_policy
 from qwenkit.sandbox.kernel import KernelFactory, SandboxKernel
 from qwenkit.sandbox.limits import ResourceLimits
 from qwenkit.sandbox.pool import KernelPool
-from qwenkit.sandbox.provider import Kernel, KernelProvider, KernelsSetting, make_provider, parse_kernels
+from qwenkit.sandbox.provider import Kernel, KernelProvider
 from qwenkit.sandbox.result import ExecutionError, ExecutionResult
 from qwenkit.sandbox.session import KernelSession, SessionConfig
 

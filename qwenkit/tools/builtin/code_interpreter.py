@@ -23,11 +23,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from qwenkit import tracing
+from qwenkit.sandbox.choice import KernelsSetting, make_provider
 from qwenkit.sandbox.images import OutputsBudget
 from qwenkit.sandbox.isolation import IsolationPolicy, PolicyName
 from qwenkit.sandbox.limits import MiB, ResourceLimits
 from qwenkit.sandbox.pool import KernelPool
-from qwenkit.sandbox.provider import KernelProvider, KernelsSetting, make_provider
+from qwenkit.sandbox.provider import KernelProvider
 from qwenkit.sandbox.session import KernelSession, SessionConfig
 from qwenkit.tools.base import ModelRetry, Tool, ToolContext, ToolOutput
 from qwenkit.types import ToolSpec
