@@ -224,6 +224,20 @@ def _bounded(reply: ParsedReply, max_calls: int) -> ParsedReply:
     return reply.model_copy(update={"tool_calls": calls, "problems": problems})
 
 
+def reply_body(text: str, response_open: str) -> tuple[str, str, list[str]]:
+    """A reply's thinking, and its body cut before any tool response the model wrote itself, with notes.
+
+    Results come from tools, never from the model: a ``<tool_response>`` it writes is dropped (noted).
+    """
+    reasoning, body, problems = split_think(text)
+    cut = body.find(response_open)
+    if cut >= 0:
+        if body[cut:].strip():
+            problems = [*problems, "ignored a <tool_response> written by the model (results come from tools)"]
+        body = body[:cut]
+    return reasoning, body, problems
+
+
 def split_think(text: str) -> tuple[str, str, list[str]]:
     """Split a leading ``<think>...</think>`` block (Qwen3 thinking) off a reply.
 

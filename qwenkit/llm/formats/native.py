@@ -28,11 +28,11 @@ from qwenkit.llm.formats.base import (
     merge_server_reasoning,
     split_think,
 )
-from qwenkit.llm.formats.nous import NousFormat
+from qwenkit.llm.formats.nous import CALL_OPEN, NousFormat
 from qwenkit.llm.formats.qwen3_coder import FUNCTION_OPEN, Qwen3CoderFormat
 from qwenkit.types import Completion, Message, ToolCall, ToolSpec
 
-_CALL_MARKERS = ("<tool_call>", "<function=")
+_CALL_MARKERS = (CALL_OPEN, FUNCTION_OPEN)
 """Call openings (hermes, qwen3_coder) that, in the server's reasoning, are noted as not run."""
 
 

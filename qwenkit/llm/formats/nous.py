@@ -40,7 +40,7 @@ from qwenkit.llm.formats.base import (
     check_tool_choice,
     keep_recent_reasoning,
     prefill_reply,
-    split_think,
+    reply_body,
     too_many_calls,
     tool_turns_as_text,
 )
@@ -205,15 +205,8 @@ class NousFormat(TextFormat):
 
 
 def _parse(text: str, max_calls: int) -> ParsedReply:
-    problems: list[str] = []
     budget = RepairBudget()
-    reasoning, text, more = split_think(text)
-    problems += more
-    cut = text.find(RESPONSE_OPEN)
-    if cut >= 0:
-        if text[cut:].strip():
-            problems.append("ignored a <tool_response> written by the model (results come from tools)")
-        text = text[:cut]
+    reasoning, text, problems = reply_body(text, RESPONSE_OPEN)
 
     if CALL_OPEN not in text and (fenced := _fenced_calls(text, problems, max_calls, budget)) is not None:
         return fenced.model_copy(update={"reasoning": reasoning})

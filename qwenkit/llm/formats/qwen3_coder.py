@@ -38,10 +38,11 @@ from qwenkit.llm.formats.base import (
     check_tool_choice,
     keep_recent_reasoning,
     prefill_reply,
-    split_think,
+    reply_body,
     too_many_calls,
     tool_turns_as_text,
 )
+from qwenkit.llm.formats.nous import CALL_CLOSE, CALL_OPEN, RESPONSE_CLOSE, RESPONSE_OPEN
 from qwenkit.llm.formats.qwen import has_chinese
 from qwenkit.types import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, ToolSpec, UserMessage
 
@@ -59,10 +60,8 @@ INSTRUCTIONS = (
     "like normal with your current knowledge and do not tell the user about function calls\n</IMPORTANT>"
 )
 
-CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 FUNCTION_OPEN, FUNCTION_CLOSE = "<function=", "</function>"
 PARAM_OPEN, PARAM_CLOSE = "<parameter=", "</parameter>"
-RESPONSE_OPEN, RESPONSE_CLOSE = "<tool_response>", "</tool_response>"
 
 _EMPTY_CALL = "the <tool_call> block was empty (write <function=NAME> and its parameters inside it)"
 
@@ -238,14 +237,7 @@ class Qwen3CoderFormat(TextFormat):
 
 
 def _parse(text: str, max_calls: int, schemas: dict[str, dict[str, Any]]) -> ParsedReply:
-    problems: list[str] = []
-    reasoning, text, more = split_think(text)
-    problems += more
-    cut = text.find(RESPONSE_OPEN)
-    if cut >= 0:
-        if text[cut:].strip():
-            problems.append("ignored a <tool_response> written by the model (results come from tools)")
-        text = text[:cut]
+    reasoning, text, problems = reply_body(text, RESPONSE_OPEN)
 
     # Each call is the text from one "<function=" to its "</function>" (or "</tool_call>", or the next
     # "<function=", or the end). Every find below is bounded by the next call's start: one pass.
