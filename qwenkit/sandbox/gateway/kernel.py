@@ -26,7 +26,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from qwenkit.errors import ConfigError, KernelStartError
-from qwenkit.sandbox.gateway.endpoint import GatewayEndpoint, describe_http_error, rest, rest_sync
+from qwenkit.sandbox.gateway.endpoint import GatewayEndpoint, RestAnswer, describe_http_error, rest, rest_sync
 from qwenkit.sandbox.kernel import MAX_MESSAGE_BYTES, CellEnd
 
 log = logging.getLogger("qwenkit.sandbox")
@@ -57,6 +57,17 @@ def _http_status_error(url: str, what: str, status: int) -> Exception:
     if status in (401, 403):
         return ConfigError(f"the kernel gateway at {url} refused to {what} (HTTP {status}): check the token")
     return KernelStartError(f"the kernel gateway at {url} could not {what} (HTTP {status})")
+
+
+async def _delete_once_created(endpoint: GatewayEndpoint, post: asyncio.Future[RestAnswer], timeout: float) -> None:
+    """Wait (bounded) for a kernel-creating POST whose caller was cancelled, and delete what it created."""
+    try:
+        answer = await asyncio.wait_for(post, timeout)
+        kernel_id = answer.field("id")
+        if isinstance(kernel_id, str) and kernel_id:
+            await rest(endpoint, "DELETE", f"/api/kernels/{kernel_id}", timeout=min(timeout, 10.0))
+    except (Exception, asyncio.CancelledError) as err:  # best effort: the gateway may cull it later
+        log.debug("could not delete a kernel whose start was cancelled: %s", err)
 
 
 def _quickack(ws: WebSocketClientConnection) -> Callable[[], None]:
@@ -118,9 +129,16 @@ class GatewayKernel:
             ConfigError: The gateway refused the token.
         """
         t0 = time.perf_counter()
+        post = asyncio.ensure_future(
+            rest(endpoint, "POST", "/api/kernels", payload={"name": kernel_name}, timeout=startup_timeout)
+        )
         try:
-            answer = await rest(endpoint, "POST", "/api/kernels", payload={"name": kernel_name},
-                                timeout=startup_timeout)
+            # Shielded: the gateway starts the kernel whether or not we stay to read its id, so a start
+            # cancelled here (a pool closing) still learns the id and deletes the kernel (no orphan).
+            answer = await asyncio.shield(post)
+        except asyncio.CancelledError:
+            await _delete_once_created(endpoint, post, request_timeout)
+            raise
         except httpx.HTTPError as err:
             raise KernelStartError(
                 f"the kernel gateway at {endpoint.url} does not answer ({describe_http_error(err)})"

@@ -190,3 +190,22 @@ async def test_gateway_going_away_mid_cell_then_returning(make_gateway) -> None:
         await asyncio.to_thread(server.start)
         r = await s.execute("1 + 1")
         assert r.ok and r.result == "2"
+
+
+async def test_a_pool_closed_while_kernels_start_leaves_none_behind(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    # A start cancelled while the gateway is still creating the kernel (its POST in flight) learns the
+    # kernel's id anyway and deletes it: no orphan kernel on the gateway host.
+    server: GatewayServer = make_gateway()
+    provider = GatewayProvider(server.url, TOKEN)
+    start = asyncio.ensure_future(provider.acquire_kernel())
+    await asyncio.sleep(0.05)
+    start.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    assert await asyncio.to_thread(server.kernels, 15.0) == []
+
+    pool = KernelPool(size=2, idle_timeout=None, factory=provider)
+    await pool.start(wait=False)
+    await asyncio.sleep(0.05)
+    await pool.aclose()
+    assert await asyncio.to_thread(server.kernels, 15.0) == []
