@@ -7,7 +7,8 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,7 +16,7 @@ from rich.markup import escape
 from qwenkit._cli.approval import APPROVE_MODES, decide
 from qwenkit._cli.args import non_negative_float, positive_int, seed
 from qwenkit._cli.output import check_text, decode_input, event_json, print_error, read_stdin_text
-from qwenkit._cli.settings import add_model_options, check_server_settings
+from qwenkit._cli.settings import add_model_options, check_server_settings, server_urls
 from qwenkit._cli.tracing import TRACE_MODES, install_tracing
 from qwenkit.agents.agent import Agent
 from qwenkit.agents.console import EventPrinter
@@ -26,6 +27,9 @@ from qwenkit.llm.formats import FORMAT_NAMES
 from qwenkit.tools.base import Tool, Toolset
 from qwenkit.tools.builtin.catalog import BUILTIN_TOOLS, make_tools
 from qwenkit.types import Message
+
+if TYPE_CHECKING:
+    from qwenkit.llm.autoformat import FormatChoice
 
 STDIN = "-"
 """The question ``-`` means: read it from standard input."""
@@ -42,6 +46,11 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("auto", *FORMAT_NAMES), default="auto",
                    help="prompt format: how tools and calls are written in the prompt (default: auto, chosen "
                         "from the model's own chat template; nous when none is visible)")
+    p.add_argument("--chat-template", metavar="PATH", default=None,
+                   help="a chat template to use instead of the model's own: a Jinja file, a tokenizer_config.json, "
+                        "or a model folder holding chat_template.jinja or tokenizer_config.json. The embedded "
+                        "model renders its prompts with it; with --base-url the server renders with its own, "
+                        "and the file only chooses --format auto's format")
     p.add_argument("--thinking", action=argparse.BooleanOptionalAction, default=None,
                    help="Qwen3 thinking on or off (enable_thinking in its chat template; default: the template's)")
     p.add_argument("--tool", action="append", default=[], choices=sorted(BUILTIN_TOOLS), metavar="NAME",
@@ -71,7 +80,68 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
 
 def uses_server(args: argparse.Namespace) -> bool:
     """Whether the flags pick a model server (``--base-url``) rather than the embedded model."""
-    return args.local is None and bool(args.base_url)
+    return args.local is None and bool(server_urls(args))
+
+
+def _template_path(args: argparse.Namespace) -> Path | None:
+    """``--chat-template`` as a path (namespaces built by other commands lack the flag)."""
+    given: str | None = getattr(args, "chat_template", None)
+    return None if given is None else Path(given).expanduser()
+
+
+def load_chat_template(args: argparse.Namespace) -> str | None:
+    """The text of ``--chat-template``, read and parsed (``None`` without the flag).
+
+    Raises:
+        ConfigError: The file is missing, unreadable, holds no template, or the template does not parse; the
+            message names the flag and the file.
+    """
+    path = _template_path(args)
+    if path is None:
+        return None
+    from qwenkit.llm.chat_template import load_template_file
+
+    check_text(str(args.chat_template), "--chat-template")
+    if not str(args.chat_template).strip():
+        raise ConfigError("--chat-template is empty; give a Jinja file or a tokenizer folder")
+    try:
+        return load_template_file(path)
+    except ConfigError as err:  # it names the file; say which flag named it
+        raise ConfigError(f"--chat-template: {err}") from None
+
+
+def template_format_choice(args: argparse.Namespace) -> FormatChoice | None:
+    """The format ``--format auto`` takes from ``--chat-template`` for a model server; ``None`` otherwise.
+
+    A server renders prompts with its own template, so the file only tells which format the model was
+    trained on. The embedded model needs no choice here: it renders with the file, and `LocalModel`
+    shows the file to ``auto`` itself (`LocalModel.template_info`).
+
+    Raises:
+        ConfigError: The file cannot be read or parsed, the probe conversation fails to render with it, or
+            ``--format`` is not ``auto`` (the file would then have no use with a server).
+    """
+    text = load_chat_template(args)
+    if text is None:
+        return None
+    server = uses_server(args)
+    if server and args.format != "auto":
+        raise ConfigError(f"--chat-template with --base-url only chooses the prompt format (the server renders "
+                          f"prompts with its own template), so it has no use with --format {args.format}; drop "
+                          "one of them")
+    if args.format != "auto":
+        return None
+    from qwenkit.llm.autoformat import choose_format
+    from qwenkit.llm.template_info import TemplateInfo
+
+    source = f"the chat template file {_template_path(args)}"
+    if server:
+        source += " (--chat-template; the server renders prompts with its own)"
+    try:  # also for the embedded model: a template that fails on a tool call is refused now, not mid-run
+        choice = choose_format(TemplateInfo(source=source, template=text))
+    except ConfigError as err:
+        raise ConfigError(f"--chat-template: {err}") from None
+    return choice if server else None
 
 
 def check_question(question: str, what: str = "the question") -> str:
@@ -103,6 +173,7 @@ def check_agent_args(args: argparse.Namespace) -> None:
             raise ConfigError("--local is empty; give a model name or a .gguf path")
     if uses_server(args):
         check_server_settings(args)
+    template_format_choice(args)  # a bad --chat-template is refused before anything is built
     from qwenkit.sandbox.choice import parse_kernels
 
     try:
@@ -114,20 +185,19 @@ def check_agent_args(args: argparse.Namespace) -> None:
 def make_model(args: argparse.Namespace) -> ChatModel:
     """Pick the backend from the flags: ``--local`` (embedded), else ``--base-url`` + ``--model``."""
     if not uses_server(args):
-        return _local_model(args.local)
+        return _local_model(args.local, _template_path(args))
     check_server_settings(args)
     from qwenkit.llm.openai_compat import OpenAICompatible
 
-    try:
-        return OpenAICompatible(args.model, args.base_url, args.api_key)
+    try:  # several URLs: replicas of one model, balanced by the client
+        return OpenAICompatible(args.model, server_urls(args), args.api_key)
     except ConfigError as err:  # the library describes the problem; say which settings it came from
         raise ConfigError(f"model server settings (--base-url, --model, --api-key): {err}") from None
 
 
-def _local_model(name_or_path: str | None) -> ChatModel:
-    """The embedded model: a GGUF path, a store name, or the store's default model."""
-    from pathlib import Path
-
+def _local_model(name_or_path: str | None, chat_template: Path | None = None) -> ChatModel:
+    """The embedded model: a GGUF path, a store name, or the store's default model; ``chat_template``: a
+    template file to render prompts with instead of the GGUF's own (``--chat-template``)."""
     from qwenkit.llm.local import LocalModel
     from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
 
@@ -137,10 +207,15 @@ def _local_model(name_or_path: str | None) -> ChatModel:
         if name_or_path and name_or_path.endswith(".gguf"):
             if not Path(name_or_path).is_file():
                 raise ConfigError(f"no GGUF file at {name_or_path}")
-            return LocalModel(name_or_path)
-        return LocalModel(ModelStore().path(name_or_path or DEFAULT_MODEL))
+            path = Path(name_or_path)
+        else:
+            path = ModelStore().path(name_or_path or DEFAULT_MODEL)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
+    try:  # LocalModel reads and parses the template file; its errors name the file
+        return LocalModel(path, chat_template=chat_template)
+    except ConfigError as err:
+        raise ConfigError(f"--chat-template: {err}" if chat_template is not None else f"{where}: {err}") from None
 
 
 def make_agent(args: argparse.Namespace) -> Agent:
@@ -158,14 +233,28 @@ def make_agent(args: argparse.Namespace) -> Agent:
 
         quiet_sdk_logging()
         tools += servers_from_cli(args.mcp, args.mcp_config)  # started on the first run, closed by aclose
-    return Agent(make_model(args), tools=tools, format=args.format, system=args.system,
-                 max_steps=args.max_steps, sampling=sampling, thinking=args.thinking)
+    choice = template_format_choice(args)
+    agent: Agent = Agent(make_model(args), tools=tools, format=choice.name if choice else args.format,
+                         system=args.system, max_steps=args.max_steps, sampling=sampling, thinking=args.thinking)
+    if choice is not None:  # say why, as auto would have: `_run_once` prints it
+        agent.format_choice = choice
+    return agent
+
+
+def format_from_template_flag(args: argparse.Namespace) -> bool:
+    """Whether ``--chat-template`` chose the format before the run (a server with ``--format auto``), so the
+    line saying which format and why is printed although the agent's format is already set."""
+    return getattr(args, "chat_template", None) is not None and uses_server(args) and args.format == "auto"
 
 
 async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Console, approve: str,
                     history: list[Message] | None = None, conversation_id: str | None = None,
-                    transcript: str | None = None) -> RunResult:
-    """One run, printed as it goes; a run that waits for approval is decided (``approve``) and resumed."""
+                    transcript: str | None = None, announce_format: bool = False) -> RunResult:
+    """One run, printed as it goes; a run that waits for approval is decided (``approve``) and resumed.
+
+    The format ``auto`` chose is announced in one line the first time it is chosen, or when
+    ``announce_format`` says it was chosen before (from ``--chat-template``).
+    """
     show = EventPrinter(console)
 
     async def shown(events: AsyncIterator[Event]) -> RunResult:
@@ -182,7 +271,7 @@ async def _run_once(agent: Agent, prompt: str, *, as_json: bool, console: Consol
         assert result is not None, "a run always ends with RunFinished"
         return result
 
-    if agent.format_choice is None:  # format auto: say once which format was chosen, and why
+    if agent.format_choice is None or announce_format:  # format auto: say once which format was chosen, and why
         await agent.resolve_format()
         if agent.format_choice is not None and not as_json:  # JSON output stays pure events
             choice = agent.format_choice
@@ -220,7 +309,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             # An explicit conversation keeps the interpreter's state while the run waits for an approval.
             return await _run_once(agent, question, as_json=args.json, console=Console(), approve=args.approve,
-                                   transcript=args.transcript, conversation_id=cid)
+                                   transcript=args.transcript, conversation_id=cid,
+                                   announce_format=format_from_template_flag(args))
         finally:
             await agent.close_conversation(cid)
             await agent.aclose()
@@ -264,6 +354,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         history: list[Message] = []
         cid = uuid.uuid4().hex
         line_number = 0
+        announce = format_from_template_flag(args)  # once, on the first turn
         try:
             while True:
                 line_number += 1
@@ -277,7 +368,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 if not line.strip():
                     continue
                 result = await _run_once(agent, line, as_json=False, console=console, approve=args.approve,
-                                         history=history, conversation_id=cid)
+                                         history=history, conversation_id=cid, announce_format=announce)
+                announce = False
                 if result.status == "error":
                     console.print(f"[red]error:[/red] {escape(result.error or 'the run failed')}", highlight=False)
                 else:
