@@ -15,9 +15,10 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from qwenkit._cli.args import non_negative_float, positive_float, positive_int, seed
 from qwenkit.bench.errors import (
@@ -33,7 +34,11 @@ from qwenkit.bench.runner import prepare_out_dir, run_bench
 from qwenkit.errors import ConfigError, QwenkitError
 from qwenkit.llm.base import Sampling
 
-FORMATS = ("nous", "qwen", "react", "native")
+if TYPE_CHECKING:
+    from qwenkit.llm.openai_compat import OpenAICompatible
+
+# ``auto`` asks the server how its chat template writes a tool call (`resolve_auto_format`).
+FORMATS = ("auto", "nous", "qwen", "react", "qwen3_coder", "native")
 
 _RUN_HINTS: Mapping[type[QwenkitError], str] = {
     ResultsExist: "Pass --resume to continue that run, --overwrite to start over, or choose another --out.",
@@ -89,7 +94,7 @@ def register(subparsers: Any) -> None:
         if action.dest == "format":  # BFCL also has the pythonic format of its own prompt mode
             action.choices = (*FORMATS, "pythonic")
             action.default = None
-            action.help = "prompt format (default nous; pythonic with --mode prompt)"
+            action.help = "prompt format (default nous; pythonic with --mode prompt; auto: from the server's template)"
     p.add_argument("--categories", default="simple_python,multiple,parallel,parallel_multiple,irrelevance",
                    help="comma-separated BFCL categories or groups: all, single_turn, non_live, live, multi_turn, "
                         "python, non_python, or single names")
@@ -135,9 +140,9 @@ def register(subparsers: Any) -> None:
 
 def _check_run(args: argparse.Namespace) -> None:
     """Check the server settings before anything is built (called by `qwenkit.cli.parse_args`)."""
-    from qwenkit._cli.settings import check_server_settings
+    from qwenkit._cli.settings import check_server_settings, server_urls
 
-    if not args.base_url:
+    if not server_urls(args):
         raise ConfigError("no model server: pass --base-url (or set QWENKIT_BASE_URL).")
     if not args.model:
         raise ConfigError("no model name: pass --model (or set QWENKIT_MODEL).")
@@ -157,48 +162,92 @@ def _out_dir(args: argparse.Namespace, bench: str) -> Path:
     return Path("bench-runs") / safe
 
 
-async def preflight(base_url: str, model: str, api_key: str, timeout: float = 15.0) -> None:
-    """Check the server answers and serves ``model``.
+async def preflight(model: OpenAICompatible) -> None:
+    """Check every server answers and serves the model, before any record is sent.
+
+    `OpenAICompatible.check` asks each replica's ``/v1/models``; a replica that does not answer while
+    others do is reported on stderr and rests (its records go to the others). Each answering replica is
+    then asked once with the API key, since ``/v1/models`` may answer without one.
 
     Raises:
-        ConfigError: The server is unreachable, refuses the key, or does not list ``model``.
+        ConfigError: No server answers (the message names each), one refuses the API key, or one does not
+            list the model (the message names the replica that differs from the others).
     """
     import openai
 
-    client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+    from qwenkit.errors import ModelError
+
     try:
-        listed = [m.id async for m in client.models.list()]
-    except openai.APIConnectionError as exc:
-        raise ConfigError(f"cannot reach the model server at {base_url}: is it running? "
-                          f"({type(exc).__name__})") from exc
-    except openai.APIStatusError as exc:
-        if exc.status_code in (401, 403):
-            raise ConfigError(f"the model server at {base_url} refused the API key (HTTP {exc.status_code}).") from exc
-        return  # some servers have no /models; the first request will tell
-    except (openai.OpenAIError, ValueError, TypeError, AttributeError) as exc:  # a body that is not a model list
-        raise ConfigError(f"the model server at {base_url} did not answer its model list properly "
-                          f"({type(exc).__name__}).") from exc
-    finally:
-        await client.close()
-    if listed and model not in listed:
-        shown = ", ".join(str(m)[:80] for m in listed[:20]) + (", ..." if len(listed) > 20 else "")
-        raise ConfigError(f"the server at {base_url} has no model {model!r}; it serves: {shown}.")
+        await model.check()
+    except ModelError as exc:  # nothing answered: a setting (or a server to start), not a model failure
+        several = len(model.base_urls) > 1
+        raise ConfigError(f"{exc}; {'are they' if several else 'is it'} running?") from None
+    down = [r for r in model.replicas if r.failures]
+    if down:
+        Console(stderr=True).print(
+            f"[yellow]note:[/yellow] {len(down)} of {len(model.replicas)} model servers did not answer; their "
+            f"requests go to the others: {escape('; '.join(r.last_error for r in down))}", highlight=False)
+
+    async def key_refused(url: str, client: openai.AsyncOpenAI) -> str | None:
+        try:
+            await client.with_options(timeout=15.0).models.list()
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                return f"the model server at {url} refused the API key (HTTP {exc.status_code})."
+        except (openai.OpenAIError, ValueError, TypeError, AttributeError):
+            pass  # check() judged the answer already; the first request tells the rest
+        return None
+
+    refused = await asyncio.gather(*(key_refused(r.url, r.client) for r in model.replicas if not r.failures))
+    for message in refused:
+        if message is not None:
+            raise ConfigError(message)
 
 
-def _model(args: argparse.Namespace) -> Any:
+def _model(args: argparse.Namespace) -> OpenAICompatible:
+    from qwenkit._cli.settings import server_urls
     from qwenkit.llm.openai_compat import OpenAICompatible
 
     _check_run(args)  # also when called without qwenkit.cli.parse_args (tests, embedding)
-    return OpenAICompatible(args.model, args.base_url, args.api_key, timeout=args.request_timeout)
+    # Several URLs are replicas of one model: each record goes to the least busy one.
+    return OpenAICompatible(args.model, server_urls(args), args.api_key, timeout=args.request_timeout)
 
 
-def _run(args: argparse.Namespace, task: BenchTask, bench: str, console: Console) -> int:
+def resolve_auto_format(args: argparse.Namespace) -> None:
+    """Replace ``--format auto`` by the format the server's chat template writes tool calls in.
+
+    vLLM renders a probe conversation through ``/tokenize``; a server that shows nothing gets ``nous``. The
+    choice is printed (one line on stderr) and stored in ``args.format``, so the run's folder name, its
+    resumable configuration and its report all name the concrete format.
+    """
+    if args.format != "auto":
+        return
+    from qwenkit._cli.settings import server_urls
+    from qwenkit.errors import ModelError
+    from qwenkit.llm.autoformat import DEFAULT_FORMAT, FormatChoice, choose_format
+    from qwenkit.llm.openai_compat import OpenAICompatible
+
+    async def probe() -> FormatChoice:
+        # A client of its own: the run's client is used on the run's event loop only.
+        async with OpenAICompatible(args.model, server_urls(args), args.api_key, timeout=30.0) as model:
+            try:
+                return choose_format(await model.template_info())
+            except ModelError as exc:  # the preflight that follows reports an unreachable server
+                return FormatChoice(DEFAULT_FORMAT, f"the server did not show its template ({exc})")
+
+    choice = asyncio.run(probe())
+    args.format = choice.name
+    Console(stderr=True, soft_wrap=True).print(f"prompt format: {choice.name} ({escape(choice.reason)})",
+                                               highlight=False)
+
+
+def _run(args: argparse.Namespace, task: BenchTask, bench: str, console: Console, model: OpenAICompatible) -> int:
     out = _out_dir(args, bench)
 
     async def go() -> tuple[Any, Summary]:
         try:
             prepare_out_dir(out)  # an unusable --out fails before any request
-            await preflight(args.base_url, args.model, args.api_key)
+            await preflight(model)
             task_preflight = getattr(task, "preflight", None)
             if task_preflight is not None:
                 await task_preflight()
@@ -208,7 +257,7 @@ def _run(args: argparse.Namespace, task: BenchTask, bench: str, console: Console
             )
             return outcome, task.summarize(outcome.rows)
         finally:
-            for obj in (task, getattr(task, "model", None)):
+            for obj in (task, model):
                 close = getattr(obj, "aclose", None)
                 if close is not None:
                     await close()
@@ -235,6 +284,7 @@ def _bfcl(args: argparse.Namespace) -> int:
         raise ConfigError(f"--mode prompt uses BFCL's Python call-list format; drop --format {args.format} "
                           "(or pass --format pythonic).")
     args.format = args.format or ("pythonic" if args.mode == "prompt" else "nous")
+    resolve_auto_format(args)
     model = _model(args)
     with _hints({MissingData: _BFCL_DATA_HINT}):
         data_dir = resolve_data_dir(args.data_dir)
@@ -244,7 +294,7 @@ def _bfcl(args: argparse.Namespace) -> int:
         task = BfclTask(model, args.format, data_dir, categories, sampling=_sampling(args), limit=args.limit,
                         mode=args.mode)
         task.records()  # read the data now: a bad file is reported before any request
-    return _run(args, task, "bfcl", Console())
+    return _run(args, task, "bfcl", Console(), model)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -284,16 +334,20 @@ def _tooluse(args: argparse.Namespace) -> int:
         Console(stderr=True).print(f"[yellow]note:[/yellow] {warning}", highlight=False)
     task = ToolUseTask(model, samples, tokenizer, source=source, sampling=_sampling(args),
                        notes=[warning] if warning else [])
-    return _run(args, task, "tooluse", console)
+    return _run(args, task, "tooluse", console, model)
 
 
 def _codeinterp(args: argparse.Namespace) -> int:
     from qwenkit.bench.codeinterp.task import build_task
 
+    resolve_auto_format(args)
     model = _model(args)
+    if args.vis_judge_model and not args.vis_judge_base_url:
+        # The judge is one plain client: with replicas it asks the first (build_task reads base_url).
+        args.vis_judge_base_url = model.base_url
     with _hints({MissingData: "Check --tasks, and pass --files-dir with the tasks' input files."}):
         task = build_task(args, model, _sampling(args), _out_dir(args, "codeinterp"))
-    return _run(args, task, "codeinterp", Console())
+    return _run(args, task, "codeinterp", Console(), model)
 
 
 def _fetch(args: argparse.Namespace) -> int:

@@ -100,6 +100,17 @@ def test_whole_bfcl_run_against_a_stub_server_then_resume(bfcl_dir: Path, tmp_pa
     assert code == 2 and "another configuration" in msg and "sampling" in msg
 
 
+def test_auto_format_falls_back_to_nous_where_the_server_shows_no_template(
+    bfcl_dir: Path, tmp_path: Path, stub: str,
+) -> None:
+    argv = ["bench", "bfcl", "--base-url", stub, "--model", "stub", "--data-dir", str(bfcl_dir), "--out",
+            str(tmp_path), "--limit", "1", "--categories", "simple_python", "--no-progress", "--format", "auto"]
+    code, err = run_cli(argv)
+    assert code == 0 and err.startswith("prompt format: nous (") and len(err.splitlines()) == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["config"]["format"] == "nous"  # the run records the concrete format, so a resume matches it
+
+
 def test_tooluse_run_against_a_stub_server(bfcl_dir: Path, tmp_path: Path, stub: str) -> None:
     argv = ["bench", "tooluse", "--base-url", stub, "--model", "stub", "--data-dir", str(bfcl_dir), "--out",
             str(tmp_path), "--limit", "2", "--no-progress", "--tokenizer", "whitespace"]

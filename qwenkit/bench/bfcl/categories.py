@@ -30,9 +30,11 @@ MULTI_TURN: tuple[str, ...] = ("multi_turn_base", "multi_turn_miss_func", "multi
                                "multi_turn_long_context")
 WEB_SEARCH: tuple[str, ...] = ("web_search_base", "web_search_no_snippet")
 MEMORY: tuple[str, ...] = ("memory_kv", "memory_vector", "memory_rec_sum")
+MEMORY_RUNNABLE: tuple[str, ...] = ("memory_kv", "memory_rec_sum")
+"""The memory categories that run offline (``memory_vector`` needs an embedding model download)."""
 SINGLE_TURN: tuple[str, ...] = NON_LIVE + LIVE
 AGENTIC: tuple[str, ...] = MEMORY + WEB_SEARCH
-RUNNABLE: tuple[str, ...] = SINGLE_TURN + MULTI_TURN
+RUNNABLE: tuple[str, ...] = SINGLE_TURN + MULTI_TURN + MEMORY_RUNNABLE
 """Every category qwenkit runs, in report order."""
 
 GROUPS: Mapping[str, tuple[str, ...]] = {
@@ -44,20 +46,18 @@ GROUPS: Mapping[str, tuple[str, ...]] = {
 }
 """``--categories`` group names. ``all`` means every category that can run offline."""
 
+_WEB = ("needs the network and a paid search API key: bfcl-eval's WebSearchAPI queries SerpAPI (SERPAPI_API_KEY) "
+        "and fetches the result pages live; it cannot run offline.")
+_VECTOR = ("needs the all-MiniLM-L6-v2 sentence-transformers embedding model (downloaded from Hugging Face when "
+           "bfcl-eval's memory_vector module is imported) and faiss; it cannot run offline")
 AGENTIC_REFUSALS: Mapping[str, str] = {
-    "web_search_base": "web_search_base needs a paid SerpAPI search key and the network; it cannot run offline.",
-    "web_search_no_snippet": "web_search_no_snippet needs a paid SerpAPI search key and the network; "
-                             "it cannot run offline.",
-    "web_search": "web_search needs a paid SerpAPI search key and the network; it cannot run offline.",
-    "memory_vector": "memory_vector needs a sentence-transformers embedding model download and faiss; "
-                     "it cannot run offline.",
-    "memory_kv": "memory_kv is not supported yet: its entries depend on prerequisite conversations "
-                 "(memory_prereq_conversation) that qwenkit does not replay.",
-    "memory_rec_sum": "memory_rec_sum is not supported yet: its entries depend on prerequisite conversations "
-                      "(memory_prereq_conversation) that qwenkit does not replay.",
-    "memory": "memory needs prerequisite conversations qwenkit does not replay (and memory_vector an embedding "
-              "model download); it cannot run here.",
-    "agentic": "the agentic categories (web_search, memory) cannot run offline.",
+    "web_search_base": f"web_search_base {_WEB}",
+    "web_search_no_snippet": f"web_search_no_snippet {_WEB}",
+    "web_search": f"web_search {_WEB}",
+    "memory_vector": f"memory_vector {_VECTOR}.",
+    "memory": f"memory: memory_vector {_VECTOR}; the other two run: --categories memory_kv,memory_rec_sum.",
+    "agentic": "agentic: web_search needs the network and a paid SerpAPI key, memory_vector an embedding model "
+               "download; memory_kv and memory_rec_sum run: --categories memory_kv,memory_rec_sum.",
 }
 
 SIZES: Mapping[str, int] = {
@@ -78,6 +78,11 @@ OVERALL_WEIGHTS: Mapping[str, int] = {"non_live": 10, "live": 10, "irrelevance":
 def is_multi_turn(category: str) -> bool:
     """Whether ``category`` is one of the multi-turn categories."""
     return category in MULTI_TURN
+
+
+def is_memory(category: str) -> bool:
+    """Whether ``category`` is one of the memory categories qwenkit runs."""
+    return category in MEMORY_RUNNABLE
 
 
 def valid_names() -> str:

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qwenkit.bench.bfcl.categories import MULTI_TURN, SINGLE_TURN, valid_names
+from qwenkit.bench.bfcl.categories import MEMORY_RUNNABLE, MULTI_TURN, SINGLE_TURN, valid_names
 from qwenkit.bench.datafile import MAX_DATA_BYTES, first_problem, parse_jsonl, read_data_file, short
 from qwenkit.bench.errors import BadData, MissingData, OutputUnusable
 from qwenkit.errors import BenchError, ConfigError
@@ -83,7 +83,7 @@ def check_categories(categories: Sequence[str]) -> list[str]:
     out: list[str] = []
     for c in categories:
         c = c.strip()
-        if c not in SINGLE_TURN and c not in MULTI_TURN:
+        if c not in SINGLE_TURN and c not in MULTI_TURN and c not in MEMORY_RUNNABLE:
             raise ConfigError(f"unknown BFCL category {c[:80]!r}; valid {valid_names()}.")
         if c not in out:
             out.append(c)
@@ -214,7 +214,12 @@ def fingerprint(data_dir: Path, categories: Sequence[str]) -> str:
     """Short hash of the data files of ``categories`` (part of the run configuration)."""
     h = hashlib.sha256()
     for c in categories:
-        for p in (question_file(data_dir, c), answer_file(data_dir, c)):
+        files = [question_file(data_dir, c), answer_file(data_dir, c)]
+        if c in MEMORY_RUNNABLE:  # read from the package: questions, answers, prerequisite conversations
+            package = data_dir / PACKAGE_DIR / "bfcl_eval" / "data"
+            files = [package / f"{PREFIX}_memory.json", package / "possible_answer" / f"{PREFIX}_memory.json",
+                     *sorted((package / "memory_prereq_conversation").glob("memory_*.json"))]
+        for p in files:
             if p.is_file():
                 h.update(p.name.encode())
                 h.update(p.read_bytes())

@@ -149,7 +149,7 @@ class ApiTool(Tool):
 
 async def run_entry(
     model: ChatModel, fmt: PromptFormat, entry: MultiTurnEntry, data_dir: Path, sampling: Sampling, *,
-    prompt_mode: bool = False,
+    prompt_mode: bool = False, session: ApiSession | None = None,
 ) -> dict[str, Any]:
     """Run one entry through `qwenkit.Agent`; return its trajectory (per turn, per step: text, calls, results).
 
@@ -161,11 +161,14 @@ async def run_entry(
         sampling: Sampling settings.
         prompt_mode: BFCL's prompt mode: its system prompt with the first turn's function docs, added
             functions written into the user turn (``str`` of their docs, then the official sentence).
+        session: Run the calls on these instances (default: fresh ones from the entry's initial config);
+            the memory categories pass theirs, to snapshot the memory afterwards.
     """
     from qwenkit.agents.agent import Agent
     from qwenkit.agents.events import AssistantTurn, RunFinished, ToolResultEvent
 
-    session = ApiSession(data_dir, entry.involved_classes, entry.initial_config, long_context=entry.long_context)
+    session = session or ApiSession(data_dir, entry.involved_classes, entry.initial_config,
+                                    long_context=entry.long_context)
     # BFCL adds the language note to the docs offered from the start, not to the held-back ones.
     functions = with_language_hints(entry.functions, entry.category)
     history: list[Any] = []
@@ -196,7 +199,9 @@ async def run_entry(
                             "result": None}
                     by_id[c.id] = call
                     calls.append(call)
-                steps.append({"format": fmt.name, "raw_text": event.raw_text, "calls": calls,
+                # ``text``: the reply as the format read it, calls taken out (what the agentic checker reads).
+                steps.append({"format": fmt.name, "raw_text": event.raw_text, "text": event.message.content,
+                              "calls": calls,
                               "problems": list(event.problems)})
             elif isinstance(event, ToolResultEvent) and event.result.call_id in by_id:
                 by_id[event.result.call_id]["result"] = event.result.content

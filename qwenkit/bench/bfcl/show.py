@@ -48,6 +48,17 @@ def render_row(row: ResultRow, console: Console) -> None:
         for call in row.result.get("calls", []):
             console.print(Text(f"  call {call.get('name')}({_cut(call.get('arguments'))})", style="cyan"))
         return
+    for prereq in row.result.get("prereqs") or []:  # memory: the prerequisite conversations (first question)
+        console.print(Text(f"prerequisite conversation {prereq.get('id', '')}", style="bold magenta"))
+        _render_turns(prereq.get("turns") or [], console)
+        console.print(Text(f"  memory after: {_cut(prereq.get('memory_after'))}", style="magenta"))
+    if "memory" in row.result:  # memory: what the question started from
+        console.print(Panel(Text(_cut(row.result["memory"])), title="memory at the question", title_align="left",
+                            style="magenta"))
+    _render_turns(turns, console)
+
+
+def _render_turns(turns: list[Any], console: Console) -> None:
     for index, turn in enumerate(turns):
         title = f"turn {index}"
         if turn.get("added_functions"):

@@ -2,8 +2,10 @@
 
 Single-turn categories need no tool execution: one model call, the calls it writes are compared with the
 possible answers by `qwenkit.bench.bfcl.checker`. Multi-turn entries run through `qwenkit.Agent` against
-bfcl-eval's own API classes (`qwenkit.bench.bfcl.multiturn`). Per-category accuracy is the share of valid
-records; the group scores and the v4 overall follow bfcl-eval's arithmetic (`qwenkit.bench.bfcl.categories`).
+bfcl-eval's own API classes (`qwenkit.bench.bfcl.multiturn`); memory_kv and memory_rec_sum questions
+likewise, after their prerequisite conversations, on bfcl-eval's memory classes (`qwenkit.bench.bfcl.memory`).
+Per-category accuracy is the share of valid records; the group scores and the v4 overall follow bfcl-eval's
+arithmetic (`qwenkit.bench.bfcl.categories`).
 
 Modes: ``fc`` prompts with any qwenkit format (today's behaviour); ``prompt`` renders BFCL's own prompt-mode
 system prompt and reads the reply as BFCL's prompt-mode decoder does (the ``pythonic`` format).
@@ -16,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from qwenkit.bench.bfcl import checker
-from qwenkit.bench.bfcl.categories import is_multi_turn, v4_scores
+from qwenkit.bench.bfcl.categories import is_memory, is_multi_turn, v4_scores
 from qwenkit.bench.bfcl.data import BFCL_VERSION, BfclItem, check_categories, fingerprint, load_category
+from qwenkit.bench.bfcl.memory import MemoryEntry, MemoryRunner, load_memory, score_answer
 from qwenkit.bench.bfcl.multiturn import MultiTurnEntry, load_multi_turn, run_entry, score_entry, trajectory_calls
 from qwenkit.bench.bfcl.schema import to_tool_specs, with_language_hints
 from qwenkit.bench.report import category_summary
@@ -119,6 +122,7 @@ class BfclTask:
         self.ids = set(ids) if ids else None
         self._records: list[BenchRecord] | None = None
         self._converters: dict[str, checker.Converter] = {}
+        self._memory: MemoryRunner | None = None
 
     def config(self) -> dict[str, Any]:
         """Model, format, categories, selection, sampling, data fingerprint and scorer version."""
@@ -136,11 +140,17 @@ class BfclTask:
             records = []
             for cat in self.categories:
                 items: list[Any] = (load_multi_turn(self.data_dir, cat) if is_multi_turn(cat)
+                                    else load_memory(self.data_dir, cat) if is_memory(cat)
                                     else load_category(self.data_dir, cat))
                 if self.ids is not None:
                     items = [i for i in items if i.id in self.ids]
                 if self.limit is not None:
                     items = items[: self.limit]
+                scenarios: set[str] = set()
+                for item in items:
+                    if isinstance(item, MemoryEntry):  # the row that carries the prerequisite trajectories
+                        item.first_of_scenario = item.scenario not in scenarios
+                        scenarios.add(item.scenario)
                 records += [BenchRecord(i.id, cat, i) for i in items]
             self._records = records
         return self._records
@@ -158,8 +168,30 @@ class BfclTask:
             continue_final=rendered.continue_final, sampling=self.sampling,
         )
 
+    def memory_runner(self) -> MemoryRunner:
+        """The runner of the memory categories (their snapshot folder and shared prerequisite conversations)."""
+        if self._memory is None:
+            self._memory = MemoryRunner(self.data_dir, self.model, self.fmt, self.sampling,
+                                        prompt_mode=self.mode == "prompt")
+        return self._memory
+
+    async def prepare(self, records: Sequence[BenchRecord]) -> None:
+        """Run the prerequisite conversations of the memory records among ``records``, every scenario at once.
+
+        For a runner to call before the records, outside their per-record timeouts (a scenario's chain can take
+        longer than one record may). Without it, `solve` runs a scenario's chain when its first question needs it.
+        """
+        entries = [r.data for r in records if isinstance(r.data, MemoryEntry)]
+        if entries:
+            await self.memory_runner().prepare(entries)
+
     async def solve(self, record: BenchRecord) -> dict[str, Any]:
-        """Single-turn: one model call, parsed (checking happens in `score`). Multi-turn: the whole trajectory."""
+        """Single-turn: one model call, parsed (checking happens in `score`). Multi-turn: the whole trajectory.
+
+        Memory: the scenario's prerequisite conversations (once per task, shared), then the question.
+        """
+        if isinstance(record.data, MemoryEntry):
+            return await self.memory_runner().run(record.data)
         if isinstance(record.data, MultiTurnEntry):
             return await run_entry(self.model, self.fmt, record.data, self.data_dir, self.sampling,
                                    prompt_mode=self.mode == "prompt")
@@ -168,7 +200,10 @@ class BfclTask:
         return result_of(completion, self.fmt.parse_completion(completion))
 
     async def score(self, record: BenchRecord, result: dict[str, Any]) -> dict[str, Any]:
-        """BFCL's verdict on the stored calls (multi-turn: the official state and response checks)."""
+        """BFCL's verdict on the stored calls (multi-turn: the official state and response checks; memory: the
+        official agentic checker on the answer)."""
+        if isinstance(record.data, MemoryEntry):
+            return score_answer(self.data_dir, record.data, result)
         if isinstance(record.data, MultiTurnEntry):
             forced = any(t.get("ended") == "step_cap" for t in result.get("turns", []))
             return score_entry(self.data_dir, record.data, trajectory_calls(result), forced=forced)
@@ -216,5 +251,5 @@ class BfclTask:
         if self.limit is not None or self.ids is not None:
             summary.notes.append("PARTIAL: only a subset of the records of each category was run.")
         summary.notes.append("Weights (bfcl-eval eval_runner_helper): non-live 10, live 10, irrelevance 10, "
-                             "multi-turn 30, agentic 40; agentic categories cannot run offline.")
+                             "multi-turn 30, agentic 40; web_search and memory_vector cannot run offline.")
         return summary
