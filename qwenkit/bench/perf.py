@@ -3,7 +3,8 @@
 ``loop``: the agent loop's overhead per conversation (scripted model), next to Qwen-Agent's `FnCallAgent`
 when it is installed (`qwenkit.bench.perf_loop`). ``parse``: the prompt formats' parsers on big hostile
 replies (`qwenkit.bench.perf_parse`). ``runner``: benchmark-runner throughput (`qwenkit.bench.perf_runner`).
-``trace``: OpenTelemetry's cost per run and per span (`qwenkit.bench.perf_trace`).
+``trace``: OpenTelemetry's cost per run and per span (`qwenkit.bench.perf_trace`). ``bfcl``: the
+harness's cost on the BFCL multi-turn set against a zero-latency gold replay (`qwenkit.bench.perf_bfcl`).
 
 ``sandbox``: the code interpreter's kernels, from one run on this machine:
 
@@ -246,8 +247,14 @@ def _add_trace(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     add_trace(sub)
 
 
+def _add_bfcl(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from qwenkit.bench.perf_bfcl import add_bfcl
+
+    add_bfcl(sub)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [  # type: ignore[type-arg]
-    _add_sandbox, _add_loop, _add_parse, _add_trace,
+    _add_sandbox, _add_loop, _add_parse, _add_trace, _add_bfcl,
 ]
 """Each adds one ``perf <name>`` subparser whose ``bench`` default is ``async (args) -> dict``."""
 

@@ -8,6 +8,9 @@ through `template_info`.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from qwenkit.agents.agent import Agent
@@ -55,3 +58,18 @@ async def test_a_forced_native_call_goes_through_the_agent(model: OpenAICompatib
     assert result.error is None and result.steps >= 1
     observations = [m for m in result.messages if isinstance(m, ToolMessage)]
     assert observations and all(m.name == "add" for m in observations)
+
+
+def test_bench_format_auto_asks_the_server_and_runs_in_qwen3_coder(
+    vllm_qwen3_coder_server: Server, tmp_path: Path,
+) -> None:
+    from tests.bench.conftest import bfcl_data_dir
+    from tests.bench.test_bench_cli import run_cli
+
+    argv = ["bench", "bfcl", "--base-url", vllm_qwen3_coder_server.base_url, "--model",
+            vllm_qwen3_coder_server.model, "--data-dir", str(bfcl_data_dir()), "--categories", "simple_python",
+            "--limit", "1", "--format", "auto", "--max-tokens", "16", "--out", str(tmp_path), "--no-progress"]
+    code, err = run_cli(argv)
+    assert code == 0 and err.startswith("prompt format: qwen3_coder (") and "<function=" in err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["config"]["format"] == "qwen3_coder" and report["records"] == 1
