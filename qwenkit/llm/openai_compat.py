@@ -2,6 +2,10 @@
 
 Everything the server sends is untrusted: each call has a total deadline, each reply a byte cap, and a
 reply that cannot be read is a `ModelError`, never a traceback (see `qwenkit.llm._openai.reply`).
+
+`complete` posts its JSON over aiohttp (`qwenkit.llm._openai.post`): the ``openai`` SDK's own work per
+request (about 2 ms of CPU) would cap a benchmark's throughput well below what a fast server allows.
+Streams, ``/v1/models`` and the template probes go through the SDK's httpx2 client.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from openai import AsyncOpenAI
 
 from qwenkit._untrusted import clean_text
 from qwenkit.errors import ConfigError, ModelError
-from qwenkit.llm._openai import probe
+from qwenkit.llm._openai import post, probe
 from qwenkit.llm._openai.replicas import Replica, Replicas
 from qwenkit.llm._openai.reply import StreamAssembler, parse_body
 from qwenkit.llm._openai.sse import sse_data
@@ -38,17 +42,37 @@ class _BrokenReply(openai.APIConnectionError):
     """The connection broke after the reply had started (retried like any connection error)."""
 
 
-def _retryable(err: openai.OpenAIError) -> bool:
+_Failure = openai.OpenAIError | post.PostError
+"""A failed attempt, from the SDK path or the aiohttp one (`complete`): both mean the same things."""
+
+
+def _retryable(err: _Failure) -> bool:
     """Connection problems, 429 and 5xx are worth another try; any other 4xx is the caller's bug.
 
     A read timeout is not retried: the server accepted the request and then said nothing for the
     whole idle timeout, and asking again would only double the wait. A connect timeout is retried.
     """
+    if isinstance(err, post.PostError):
+        return err.retryable
     if isinstance(err, openai.APITimeoutError):
         return isinstance(err.__cause__, httpx2.ConnectTimeout | httpx2.PoolTimeout)
     if isinstance(err, openai.APIConnectionError):
         return True
     return isinstance(err, openai.APIStatusError) and (err.status_code == 429 or err.status_code >= 500)
+
+
+def _stalled(err: _Failure) -> bool:
+    """The server went silent (a read timeout): not retried, but its replica rests."""
+    return isinstance(err, openai.APITimeoutError | post.Stalled)
+
+
+def _asked(err: _Failure) -> float | None:
+    """The wait a server asked for with an error status (``Retry-After``), if it did."""
+    if isinstance(err, openai.APIStatusError):
+        return retry_after(err.response.headers)
+    if isinstance(err, post.StatusError):
+        return retry_after(err.headers)
+    return None
 
 
 def _server_says(err: openai.APIStatusError) -> str:
@@ -168,10 +192,10 @@ class OpenAICompatible:
         self.replica_backoff = replica_backoff
         self.probe_timeout = min(probe_timeout, timeout)
         self._closed = False
+        self._auth = {"Authorization": f"Bearer {api_key}"}
         self._replicas = Replicas([self._replica(url, api_key) for url in urls])
         self._http = self._replicas.all[0].http
         self.client = self._replicas.all[0].client
-        self._auth = {"Authorization": f"Bearer {api_key}"}
         self._must_check = len(urls) > 1 if check_models is None else check_models
         self._check_error: ConfigError | None = None
         self._max_model_len: int | None = None
@@ -184,7 +208,10 @@ class OpenAICompatible:
         # Our own transport caps every reply, error bodies included (the SDK reads those whole).
         http = httpx2.AsyncClient(transport=CappedTransport(self.max_reply_bytes, url), follow_redirects=True)
         # The SDK's own retries would also retry 408/409 and ignore the deadline; ours follow the rules above.
-        return Replica(url, http, AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0, http_client=http))
+        client = AsyncOpenAI(base_url=url, api_key=api_key, max_retries=0, http_client=http)
+        fast = post.JsonPost(url.rstrip("/") + "/chat/completions", self._auth, max_bytes=self.max_reply_bytes,
+                             connect_timeout=self.connect_timeout, idle_timeout=self.idle_timeout, where=url)
+        return Replica(url, http, client, fast if fast.usable else None)
 
     @property
     def replicas(self) -> tuple[Replica, ...]:
@@ -210,11 +237,13 @@ class OpenAICompatible:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool. Idempotent; the model cannot be used afterwards."""
+        """Close the HTTP connection pools. Idempotent; the model cannot be used afterwards."""
         if self._closed:
             return
         self._closed = True
         for replica in self._replicas.all:
+            if replica.post is not None:
+                await replica.post.aclose()
             await replica.client.close()
             await replica.http.aclose()
 
@@ -228,7 +257,9 @@ class OpenAICompatible:
         return ModelError(f"the model server at {url} did not answer in time: it sent nothing for "
                           f"{self.idle_timeout:g} s (idle timeout)")
 
-    def _error(self, err: openai.OpenAIError, url: str) -> ModelError:
+    def _error(self, err: _Failure, url: str) -> ModelError:
+        if isinstance(err, post.PostError):
+            return self._post_error(err, url)
         if isinstance(err, openai.APITimeoutError):
             if isinstance(err.__cause__, httpx2.ConnectTimeout | httpx2.PoolTimeout):
                 return ModelError(f"cannot reach the model server at {url} (no connection within "
@@ -248,15 +279,34 @@ class OpenAICompatible:
             return ModelError(f"the model server{where} answered HTTP {err.status_code}: {_server_says(err)}")
         return ModelError(f"{type(err).__name__}: {err}")
 
+    def _post_error(self, err: post.PostError, url: str) -> ModelError:
+        """The same messages as `_error` gives the SDK's errors of the same kind."""
+        if isinstance(err, post.Stalled):
+            return self._stalled(url)
+        if isinstance(err, post.ConnectionFailed):
+            if err.timed_out:
+                return ModelError(f"cannot reach the model server at {url} (no connection within "
+                                  f"{self.connect_timeout:g} s)")
+            return ModelError(f"cannot reach the model server at {url} ({clean_text(err.why[:300])[0]})")
+        if isinstance(err, post.BrokenReply):  # the HTTP client's words may quote what the server sent
+            return ModelError(f"the connection to the model server at {url} broke mid-reply "
+                              f"({clean_text(err.why[:300])[0]})")
+        assert isinstance(err, post.StatusError)
+        said = clean_text(err.said[:2000])[0]  # shown to the operator: bounded and printable as UTF-8
+        if err.status == 404:
+            return ModelError(f"the server at {url} has no model {self.model!r}: {said}")
+        where = f" at {url}" if len(self._replicas) > 1 else ""
+        return ModelError(f"the model server{where} answered HTTP {err.status}: {said}")
+
     def _all_failed(self, failed: dict[Replica, str]) -> ModelError:
         said = "; ".join(why for why in failed.values())
         return ModelError(f"none of the {len(self._replicas)} model servers answered: {said[:3000]}")
 
     # ------------------------------------------------------------------------------------ attempts
 
-    def _delay(self, err: openai.OpenAIError, n: int) -> tuple[float, float | None]:
+    def _delay(self, err: _Failure, n: int) -> tuple[float, float | None]:
         """The wait before attempt ``n + 1``, and the server's ``Retry-After`` if it sent one."""
-        asked = retry_after(err.response.headers) if isinstance(err, openai.APIStatusError) else None
+        asked = _asked(err)
         if asked is not None:
             return min(asked, self.max_retry_after), asked
         delay = min(self.max_backoff, self.backoff * 2**n)
@@ -289,12 +339,11 @@ class OpenAICompatible:
                 return result
             except TimeoutError:
                 raise self._late(replica.url) from None
-            except openai.OpenAIError as err:
+            except (openai.OpenAIError, post.PostError) as err:
                 error = self._error(err, replica.url)
-                if many and (_retryable(err) or isinstance(err, openai.APITimeoutError)):
+                if many and (_retryable(err) or _stalled(err)):
                     # Other requests keep off it for a while; a stalled one too, though this call ends.
-                    asked = retry_after(err.response.headers) if isinstance(err, openai.APIStatusError) else None
-                    replica.failed(loop.time(), str(error), self.replica_backoff, asked)
+                    replica.failed(loop.time(), str(error), self.replica_backoff, _asked(err))
                 if not _retryable(err):
                     raise error from err
                 failed[replica] = str(error)
@@ -353,8 +402,17 @@ class OpenAICompatible:
                 not a readable chat completion (not JSON, HTML, not UTF-8, no choices, too large).
         """
         params = request_params(self.model, request)
+        body: bytes | None = None  # encoded once for every attempt, and only if one goes the fast way
 
         async def attempt(replica: Replica, deadline: float) -> Completion:
+            nonlocal body
+            if replica.post is not None:
+                if body is None:
+                    extra = params.get("extra_body") or {}
+                    # As the SDK sends it: extra_body's fields at the top level, overriding the others.
+                    body = post.encode_body({**{k: v for k, v in params.items() if k != "extra_body"}, **extra})
+                data, content_type = await replica.post.send(body, deadline)
+                return parse_body(data, content_type, replica.url)
             create = replica.client.chat.completions.with_streaming_response.create
             async with create(**params, timeout=self._timeout(deadline, wait_whole=True)) as response:
                 body = b"".join([part async for part in self._chunks(response, deadline, replica.url)])

@@ -16,6 +16,8 @@ from typing import Any
 import httpx2
 from openai import AsyncOpenAI
 
+from qwenkit.llm._openai.post import JsonPost
+
 MAX_REST = 60.0
 """Longest rest of a replica that keeps failing, in seconds."""
 
@@ -28,6 +30,8 @@ class Replica:
         url: The OpenAI API root (``.../v1``).
         http: Its HTTP client (capped replies).
         client: The OpenAI SDK client over ``http``.
+        post: The fast path of non-streamed chat completions (aiohttp), ``None`` where it cannot reach the
+            server (a SOCKS proxy): then the SDK client serves them too.
         in_flight: Requests sent and not yet answered (streams: until they end).
         sent: Attempts sent to it so far.
         answered: Requests it answered.
@@ -38,6 +42,7 @@ class Replica:
     url: str
     http: httpx2.AsyncClient
     client: AsyncOpenAI
+    post: JsonPost | None = None
     in_flight: int = 0
     sent: int = 0
     answered: int = 0
