@@ -11,6 +11,7 @@ Streams, ``/v1/models`` and the template probes go through the SDK's httpx2 clie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -84,6 +85,24 @@ def _server_says(err: openai.APIStatusError) -> str:
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
             said = inner["message"]
     return clean_text(said[:2000])[0]  # shown to the operator: bounded and printable as UTF-8
+
+
+_DRAIN_BYTES = 65_536
+_DRAIN_SECONDS = 0.5
+
+
+async def _drain(body: AsyncIterator[bytes], deadline: float) -> None:
+    """Read what follows ``[DONE]`` (normally only the end of the body), so the connection goes back to the
+    pool instead of being closed; a server that sends more than `_DRAIN_BYTES` or keeps the body open longer
+    than `_DRAIN_SECONDS` just costs that connection."""
+    loop = asyncio.get_running_loop()
+    seen = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout_at(min(deadline, loop.time() + _DRAIN_SECONDS)):
+            async for part in body:
+                seen += len(part)
+                if seen > _DRAIN_BYTES:
+                    return
 
 
 class OpenAICompatible:
@@ -441,8 +460,10 @@ class OpenAICompatible:
             assembler = StreamAssembler(replica.url)
             replica.in_flight += 1  # the stream is in flight until it ends
             try:
-                async for payload in sse_data(self._chunks(response, deadline, replica.url)):
+                body = self._chunks(response, deadline, replica.url)
+                async for payload in sse_data(body):
                     if payload.strip() == b"[DONE]":
+                        await _drain(body, deadline)
                         break
                     delta = assembler.feed(payload)
                     if delta or assembler.reasoning:

@@ -97,6 +97,7 @@ class StubServer:
     """Each routed request: its path and body."""
     port: int = 0
     _server: asyncio.Server | None = None
+    connections: int = 0  # connections accepted (a kept-alive one serves several requests)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
@@ -119,6 +120,7 @@ class StubServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")

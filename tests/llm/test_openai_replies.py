@@ -7,6 +7,7 @@ never a JSONDecodeError, AttributeError, UnicodeDecodeError, RecursionError or u
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -195,3 +196,33 @@ async def test_a_deeply_nested_error_object_is_reported_without_recursing() -> N
         deep = {"e": deep}
     with pytest.raises(ModelError, match="nested too deeply to show"):
         await complete(Reply(raw=json.dumps({"error": deep}).encode()))
+
+
+async def test_streamed_calls_reuse_one_connection() -> None:
+    # After [DONE] the rest of the body is read, so the connection goes back to the pool (not one per call).
+    replies = [Reply(body=chat_body(f"r{i}")) for i in range(4)]
+    async with StubServer(replies) as srv:
+        m = model(srv)
+        texts = []
+        for _ in range(4):
+            chunks = [c async for c in m.stream(REQ)]
+            completion = chunks[-1].completion
+            assert completion is not None
+            texts.append(completion.text)
+        await m.aclose()
+    assert texts == ["r0", "r1", "r2", "r3"]
+    assert srv.connections == 1
+
+
+async def test_a_server_that_goes_on_after_done_is_not_read_for_long() -> None:
+    # The drain after [DONE] is bounded (bytes and time): a server that keeps sending costs only its connection.
+    piece = json.dumps(chunk({"content": "x"}))
+    endless = Reply(forever=f"data: {piece}\n\ndata: [DONE]\n\n".encode(), content_type="text/event-stream")
+    async with StubServer([endless]) as srv:
+        m = model(srv, timeout=30)
+        t0 = time.monotonic()
+        chunks = [c async for c in m.stream(REQ)]
+        assert time.monotonic() - t0 < 5
+        await m.aclose()
+    final = chunks[-1].completion
+    assert final is not None and final.text == "x"
