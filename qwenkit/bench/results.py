@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -172,6 +172,15 @@ class BenchTask(Protocol):
         ...
 
 
+@runtime_checkable
+class PreparedTask(Protocol):
+    """A benchmark with work shared by several records (BFCL memory's prerequisite conversations)."""
+
+    async def prepare(self, records: Sequence[BenchRecord]) -> None:
+        """Do the shared work of ``records``; `run_bench` calls it once, before them and outside their timeouts."""
+        ...
+
+
 # ------------------------------------------------------------------------------------- file format
 
 class _Line(BaseModel):
@@ -287,6 +296,6 @@ def read_results(path: Path) -> tuple[dict[str, Any] | None, dict[str, ResultRow
 
 
 __all__ = [
-    "FORMAT_VERSION", "RESULTS_FILE", "BenchRecord", "BenchTask", "GroupCount", "ResultRow", "RunOutcome", "Summary",
-    "is_valid_line", "parse_results", "read_results",
+    "FORMAT_VERSION", "RESULTS_FILE", "BenchRecord", "BenchTask", "GroupCount", "PreparedTask", "ResultRow",
+    "RunOutcome", "Summary", "is_valid_line", "parse_results", "read_results",
 ]

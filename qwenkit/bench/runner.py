@@ -45,6 +45,7 @@ from qwenkit.bench.results import (
     RESULTS_FILE,
     BenchRecord,
     BenchTask,
+    PreparedTask,
     ResultRow,
     RunOutcome,
     is_valid_line,
@@ -236,6 +237,9 @@ async def run_bench(
                 if bar is not None and bar_task is not None:
                     bar.update(bar_task, advance=1, errors=errors)
 
+        if isinstance(task, PreparedTask) and todo:
+            # Shared work (a chain several records start from) may take longer than one record is allowed.
+            await task.prepare(todo)
         if bar is not None:
             bar.start()
         try:

@@ -165,3 +165,23 @@ async def test_fewer_records_than_concurrency(tmp_path: Path) -> None:
     task = CountingTask(3)
     outcome = await run_bench(task, tmp_path, concurrency=64, progress=False)
     assert sorted(task.solved) == ["r0", "r1", "r2"] and outcome.done_now == 3
+
+
+class _SharedWorkTask(CountingTask):
+    """Records that all start from one shared piece of work, slower than one record's timeout."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.prepared: list[list[str]] = []
+
+    async def prepare(self, records) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.5)
+        self.prepared.append([r.id for r in records])
+
+
+async def test_shared_work_runs_once_before_the_records_outside_their_timeouts(tmp_path: Path) -> None:
+    await run_bench(CountingTask(4, fail={"r1"}), tmp_path, progress=False)
+    task = _SharedWorkTask(4)
+    outcome = await run_bench(task, tmp_path, timeout=0.3, resume=True, retry_errors=True, progress=False)
+    assert task.prepared == [["r1"]]  # only the records this run does
+    assert all(r.status == "ok" for r in outcome.rows)
