@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,12 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qwenkit.bench._stub_process import StubProcess, read_request, response
+
 MODEL = "stub"
 FORMATS = ("nous", "qwen", "react", "native", "pythonic")
 TAG = "qwenkit_perf_call"
 """Body field (sent through ``extra_body``) naming the entry and call: ``<entry id>#<call number>``."""
 CHUNK_CHARS = 4
-ANSWER = "Done."
 
 Calls = list[tuple[str, dict[str, Any]]]
 Reply = str | Calls
@@ -57,31 +57,12 @@ Reply = str | Calls
 # ------------------------------------------------------------------------------------- gold replies
 
 
-def reply_for(fmt: str, calls: Calls) -> Reply:
-    """The reply making ``calls`` (none: a short answer) in the syntax of ``fmt``."""
-    if not calls:
-        return f"Thought: done.\nFinal Answer: {ANSWER}" if fmt == "react" else ANSWER
-    dumps = [json.dumps(a, ensure_ascii=False) for _, a in calls]
-    if fmt == "nous":
-        return "\n".join("<tool_call>\n" + json.dumps({"name": n, "arguments": a}, ensure_ascii=False)
-                         + "\n</tool_call>" for n, a in calls)
-    if fmt == "qwen":
-        return "".join(f"✿FUNCTION✿: {n}\n✿ARGS✿: {d}\n" for (n, _), d in zip(calls, dumps, strict=True))
-    if fmt == "react":
-        return "Thought: call.\n" + "".join(
-            f"Action: {n}\nAction Input: {d}\n" for (n, _), d in zip(calls, dumps, strict=True))
-    if fmt == "native":
-        return list(calls)
-    if fmt == "pythonic":
-        from qwenkit.llm.formats.pythonic import write_calls
-
-        return write_calls(calls)
-    raise ValueError(f"unknown format {fmt!r}")
 
 
 def gold_plans(data_dir: Path, fmt: str, limit: int | None) -> dict[str, list[Reply]]:
     """Per entry id, the replies of a model replaying the ground truth: per turn, its calls, then an answer."""
     from qwenkit.bench.bfcl.categories import MULTI_TURN
+    from qwenkit.bench.bfcl.gold import gold_reply
     from qwenkit.bench.bfcl.multiturn import gold_calls, load_multi_turn
 
     plans: dict[str, list[Reply]] = {}
@@ -89,17 +70,19 @@ def gold_plans(data_dir: Path, fmt: str, limit: int | None) -> dict[str, list[Re
         for entry in load_multi_turn(data_dir, category)[:limit]:
             replies: list[Reply] = []
             for turn in gold_calls(data_dir, entry):
-                replies += [reply_for(fmt, step) for step in turn if step]
-                replies.append(reply_for(fmt, []))
+                replies += [gold_reply(fmt, step) for step in turn if step]
+                replies.append(gold_reply(fmt, []))
             plans[entry.id] = replies
     return plans
 
 
 def planned(plans: dict[str, list[Reply]], fmt: str, tag: Any) -> Reply:
     """The reply for a request's tag; past the end of a plan (or an unknown tag), the answer."""
+    from qwenkit.bench.bfcl.gold import gold_reply
+
     entry, _, n = str(tag).rpartition("#")
     plan = plans.get(entry, [])
-    return plan[int(n)] if n.isdigit() and int(n) < len(plan) else reply_for(fmt, [])
+    return plan[int(n)] if n.isdigit() and int(n) < len(plan) else gold_reply(fmt, [])
 
 
 # ------------------------------------------------------------------------------------- stub server
@@ -152,19 +135,8 @@ _MODELS = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, plans: dict[str, list[Reply]],
                   fmt: str) -> None:
     try:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-                return
-            lines = head.decode("latin-1").split("\r\n")
-            method, path = [*lines[0].split(" "), "", ""][:2]
-            length = 0
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip() or 0)
-            data = await reader.readexactly(length) if length else b""
+        while (request_line := await read_request(reader)) is not None:
+            method, path, data = request_line
             kind = "application/json"
             if method == "POST" and path.endswith("/chat/completions"):
                 request = json.loads(data)
@@ -177,8 +149,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pl
                 status, body = "200 OK", _MODELS
             else:
                 status, body = "404 Not Found", b'{"error": {"message": "not found"}}'
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
-                         "Connection: keep-alive\r\n\r\n".encode() + body)
+            writer.write(response(status, body, kind))
             await writer.drain()
     finally:
         writer.close()
@@ -193,7 +164,7 @@ async def serve(plans: dict[str, list[Reply]], fmt: str) -> None:
         await server.serve_forever()
 
 
-class StubServer:
+class StubServer(StubProcess):
     """The stub server in a child process (its CPU and event loop are not the harness's).
 
     Args:
@@ -203,33 +174,8 @@ class StubServer:
     """
 
     def __init__(self, data_dir: Path, fmt: str, limit: int | None) -> None:
-        self.args = ["--data-dir", str(data_dir), "--format", fmt] + ([] if limit is None else ["--limit", str(limit)])
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    def __enter__(self) -> StubServer:
-        self.proc = subprocess.Popen([sys.executable, "-m", "qwenkit.bench.perf_bfcl", "--serve", *self.args],
-                                     stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("PORT "):
-            self.__exit__()
-            raise RuntimeError(f"the stub server did not start (said {line!r})")
-        self.port = int(line.split()[1])
-        return self
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__("qwenkit.bench.perf_bfcl", ["--data-dir", str(data_dir), "--format", fmt]
+                         + ([] if limit is None else ["--limit", str(limit)]))
 
 
 # ------------------------------------------------------------------------------------- accounting

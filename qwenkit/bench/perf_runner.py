@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 import psutil
 
+from qwenkit.bench._stub_process import StubProcess, read_request, response
 from qwenkit.bench.report import category_summary
 from qwenkit.bench.results import BenchRecord, ResultRow, Summary
 from qwenkit.bench.runner import run_bench
@@ -54,20 +54,8 @@ _MODELS = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model"
 
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, latency: float) -> None:
     try:
-        while True:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-                return
-            lines = head.decode("latin-1").split("\r\n")
-            method, path = [*lines[0].split(" "), "", ""][:2]
-            length = 0
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip() or 0)
-            if length:
-                await reader.readexactly(length)
+        while (request := await read_request(reader)) is not None:
+            method, path, _ = request
             if method == "POST" and path.endswith("/chat/completions"):
                 await asyncio.sleep(latency)
                 status, body = "200 OK", _completion_body()
@@ -75,8 +63,7 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, la
                 status, body = "200 OK", _MODELS
             else:
                 status, body = "404 Not Found", b'{"error": {"message": "not found"}}'
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                         "Connection: keep-alive\r\n\r\n".encode() + body)
+            writer.write(response(status, body))
             await writer.drain()
     finally:
         writer.close()
@@ -100,7 +87,7 @@ async def serve(latency: float, port: int = 0, ready: Any = None) -> None:
         await server.serve_forever()
 
 
-class StubServerProcess:
+class StubServerProcess(StubProcess):
     """The stub server in a child process (so it does not share the runner's CPU or event loop).
 
     Args:
@@ -108,35 +95,8 @@ class StubServerProcess:
     """
 
     def __init__(self, latency: float) -> None:
+        super().__init__("qwenkit.bench.perf_runner", ["--latency", str(latency)])
         self.latency = latency
-        self.proc: subprocess.Popen[str] | None = None
-        self.port = 0
-
-    def __enter__(self) -> StubServerProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qwenkit.bench.perf_runner", "--serve", "--latency", str(self.latency)],
-            stdout=subprocess.PIPE, text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("PORT "):
-            self.__exit__()
-            raise RuntimeError(f"the stub server did not start (said {line!r})")
-        self.port = int(line.split()[1])
-        return self
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class SleepModel:

@@ -6,6 +6,8 @@ with the gold calls must score 100%).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from qwenkit.bench.bfcl.data import BfclItem
@@ -138,3 +140,32 @@ def literal_arguments(item: BfclItem, name: str, arguments: dict[str, Any]) -> d
     function = next((f for f in item.functions if f["name"] == name), {})
     properties = (function.get("parameters") or {}).get("properties", {})
     return {k: literal(v, properties.get(k, {}), language) for k, v in arguments.items()}
+
+
+GOLD_ANSWER = "Done."
+"""The answer of a replaying model in a step without calls."""
+
+
+def gold_reply(fmt: str, calls: Sequence[tuple[str, dict[str, Any]]]) -> str | list[tuple[str, dict[str, Any]]]:
+    """The reply making ``calls`` (none: the short answer `GOLD_GOLD_ANSWER`) in the syntax of ``fmt``.
+
+    For the replaying models of the tests and benchmarks; ``native`` calls are returned as they are.
+    """
+    if not calls:
+        return f"Thought: done.\nFinal Answer: {GOLD_ANSWER}" if fmt == "react" else GOLD_ANSWER
+    dumps = [json.dumps(a, ensure_ascii=False) for _, a in calls]
+    if fmt == "nous":
+        return "\n".join("<tool_call>\n" + json.dumps({"name": n, "arguments": a}, ensure_ascii=False)
+                         + "\n</tool_call>" for n, a in calls)
+    if fmt == "qwen":
+        return "".join(f"✿FUNCTION✿: {n}\n✿ARGS✿: {d}\n" for (n, _), d in zip(calls, dumps, strict=True))
+    if fmt == "react":
+        return "Thought: call.\n" + "".join(
+            f"Action: {n}\nAction Input: {d}\n" for (n, _), d in zip(calls, dumps, strict=True))
+    if fmt == "native":
+        return list(calls)
+    if fmt == "pythonic":
+        from qwenkit.llm.formats.pythonic import write_calls
+
+        return write_calls(calls)
+    raise ValueError(f"unknown format {fmt!r}")

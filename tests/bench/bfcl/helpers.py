@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from qwenkit.bench.bfcl.data import cache_dir
+from qwenkit.bench.bfcl.gold import GOLD_ANSWER, gold_reply
 from qwenkit.bench.bfcl.multiturn import MultiTurnEntry
 from qwenkit.llm.base import ChatRequest
 from qwenkit.testing import FunctionModel
@@ -18,7 +19,7 @@ from qwenkit.types import Completion, ToolCall, UserMessage
 
 Steps = list[list[list[tuple[str, dict[str, Any]]]]]
 """Per turn, per step, the calls ``(name, arguments)``."""
-ANSWER = "Done."
+ANSWER = GOLD_ANSWER
 
 
 def full_data_dir() -> Path:
@@ -33,26 +34,12 @@ def full_data_dir() -> Path:
 
 
 def reply(fmt: str, calls: Sequence[tuple[str, dict[str, Any]]]) -> str | Completion:
-    """A reply making ``calls`` (none: a short answer) in the syntax of ``fmt``."""
-    if not calls:
-        return f"Thought: done.\nFinal Answer: {ANSWER}" if fmt == "react" else ANSWER
-    dumps = [json.dumps(a, ensure_ascii=False) for _, a in calls]
-    if fmt == "nous":
-        return "\n".join("<tool_call>\n" + json.dumps({"name": n, "arguments": a}, ensure_ascii=False)
-                         + "\n</tool_call>" for n, a in calls)
-    if fmt == "qwen":
-        return "".join(f"✿FUNCTION✿: {n}\n✿ARGS✿: {d}\n" for (n, _), d in zip(calls, dumps, strict=True))
-    if fmt == "react":
-        return "Thought: call.\n" + "".join(
-            f"Action: {n}\nAction Input: {d}\n" for (n, _), d in zip(calls, dumps, strict=True))
-    if fmt == "native":
-        return Completion(text="", finish_reason="tool_calls", tool_calls=tuple(
-            ToolCall(name=n, arguments=a, raw_arguments=d) for (n, a), d in zip(calls, dumps, strict=True)))
-    if fmt == "pythonic":
-        from qwenkit.llm.formats.pythonic import write_calls
-
-        return write_calls(calls)
-    raise ValueError(fmt)
+    """A reply making ``calls`` (none: a short answer) in the syntax of ``fmt``; native calls as a `Completion`."""
+    out = gold_reply(fmt, calls)
+    if isinstance(out, str):
+        return out
+    return Completion(text="", finish_reason="tool_calls", tool_calls=tuple(
+        ToolCall(name=n, arguments=a, raw_arguments=json.dumps(a, ensure_ascii=False)) for n, a in out))
 
 
 def replies_for(fmt: str, steps: Steps) -> list[str | Completion]:
