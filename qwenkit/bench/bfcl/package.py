@@ -8,6 +8,7 @@ it is exactly `BFCL_VERSION`: scores must come from the version the data came fr
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import threading
@@ -45,6 +46,17 @@ def package_root(data_dir: Path) -> Path:
     return root
 
 
+@functools.lru_cache(maxsize=16)
+def _checked_root(data_dir: str) -> Path:
+    """`package_root`, resolved, once per folder (it reads METADATA; `load` runs for every API session)."""
+    return package_root(Path(data_dir)).resolve()
+
+
+@functools.lru_cache(maxsize=16)
+def _origin(init_file: str) -> Path:
+    return Path(init_file).resolve().parent.parent
+
+
 def load(data_dir: Path, module: str) -> ModuleType:
     """Import ``bfcl_eval.<module>`` from the package in ``data_dir``.
 
@@ -52,11 +64,11 @@ def load(data_dir: Path, module: str) -> ModuleType:
         MissingData: The package is missing, of another version, or another ``bfcl_eval`` is already
             imported from elsewhere.
     """
-    root = package_root(data_dir).resolve()
+    root = _checked_root(str(data_dir))
     with _lock:
         loaded = sys.modules.get("bfcl_eval")
         if loaded is not None:
-            origin = Path(getattr(loaded, "__file__", "") or "").resolve().parent.parent
+            origin = _origin(getattr(loaded, "__file__", "") or "")
             if origin != root:
                 raise MissingData(f"another bfcl_eval package is already imported (from {origin}); "
                                   f"qwenkit needs the one in {root}.")

@@ -63,6 +63,31 @@ def system_prompt(functions: Sequence[dict[str, Any]]) -> str:
     return SYSTEM_PROMPT.replace("{functions}", json.dumps(list(functions), indent=4))
 
 
+class _PromptCache:
+    """The system prompt of the last few tool lists, found by the identity of their specs.
+
+    An agent renders the same `ToolSpec` objects at every step, and BFCL's prompt dumps them with ``indent=4``
+    (the slow, pure-Python JSON encoder): that dump was an eighth of a multi-turn run's time.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: dict[tuple[int, ...], tuple[tuple[ToolSpec, ...], str]] = {}
+
+    def prompt(self, tools: Sequence[ToolSpec]) -> str:
+        key = tuple(map(id, tools))
+        hit = self._items.get(key)
+        # The cached specs are held, so their ids are not reused while the entry lives; the check is for safety.
+        if hit is not None and all(a is b for a, b in zip(hit[0], tools, strict=True)):
+            return hit[1]
+        text = system_prompt([{"name": t.name, "description": t.description, "parameters": t.parameters}
+                              for t in tools])
+        if len(self._items) >= self._size:
+            self._items.pop(next(iter(self._items)))  # the oldest
+        self._items[key] = (tuple(tools), text)
+        return text
+
+
 def _literal(value: Any) -> str:
     """A Python literal for a JSON value (``True``, ``None``, quoted strings)."""
     if isinstance(value, dict):
@@ -169,6 +194,7 @@ class PythonicFormat(TextFormat):
         super().__init__(max_calls=max_calls)
         self.strict = strict
         self.tools_in_prompt = tools_in_prompt
+        self._prompts = _PromptCache()
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> RenderedPrompt:
         out: list[Message] = []
@@ -187,8 +213,7 @@ class PythonicFormat(TextFormat):
         if pending:
             out.append(UserMessage(content="\n".join(pending)))
         if tools and self.tools_in_prompt:
-            docs = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
-            prompt = system_prompt(docs)
+            prompt = self._prompts.prompt(tools)
             if out and isinstance(out[0], SystemMessage):
                 out[0] = SystemMessage(content=prompt + "\n\n" + out[0].content)
             else:
