@@ -6,8 +6,10 @@ in this order and never raises:
 
 1. strict ``json``;
 2. ``json5`` (single quotes, unquoted keys, trailing commas, comments);
-3. a complete JSON value followed by stray text (the stray text is ignored);
-4. ``json_repair`` (missing braces or quotes), only for text that starts like a JSON object or array.
+3. Python triple-quoted strings (three double quotes each side: Qwen2.5-Coder's way to write code) as JSON
+   strings;
+4. a complete JSON value followed by stray text (the stray text is ignored);
+5. ``json_repair`` (missing braces or quotes), only for text that starts like a JSON object or array.
 
 A fenced block is unwrapped first: a ```json fence (or a bare fence holding JSON) is read as JSON, a
 ```py / ```python / bare fence holding code becomes ``{"code": body}`` (the argument of a code tool,
@@ -241,10 +243,36 @@ def _load_strict(t: str, budget: RepairBudget) -> tuple[Any, str | None]:
         return None, _describe(first, t)
 
 
+def _triple_quoted_as_json(t: str) -> str | None:
+    """``t`` with each Python triple-quoted string written as a JSON string, or ``None`` (none, or unclosed).
+
+    Qwen2.5-Coder writes a code argument between three double quotes on each side, as Python would. The body
+    is taken as written (no escapes interpreted), as code is meant. One pass with ``str.find``: linear.
+    """
+    if '"""' not in t:
+        return None
+    out: list[str] = []
+    i = 0
+    while (start := t.find('"""', i)) >= 0:
+        end = t.find('"""', start + 3)
+        if end < 0:
+            return None
+        out += [t[i:start], json.dumps(t[start + 3:end], ensure_ascii=False)]
+        i = end + 3
+    out.append(t[i:])
+    return "".join(out)
+
+
 def _load_json(t: str, budget: RepairBudget) -> tuple[Any, str | None]:
     value, error = _load_strict(t, budget)
     if error is None or not t.startswith(("{", "[")):
         return value, error
+    converted = _triple_quoted_as_json(t)
+    if converted is not None:
+        try:
+            return json.loads(converted), None
+        except (ValueError, RecursionError):
+            t = converted  # the repairs below work on JSON strings, not on Python's quotes
     try:  # a whole value followed by a comment or a hallucinated line
         return json.JSONDecoder().raw_decode(t)[0], None
     except (ValueError, RecursionError):

@@ -100,3 +100,24 @@ def test_mark_truncated_only_touches_an_incomplete_last_call() -> None:
     assert cut.tool_calls[0] == calls[0]
     assert cut.tool_calls[1].arguments == {} and cut.tool_calls[1].arguments_error
     assert cut.tool_calls[1].id == calls[1].id and cut.problems
+
+
+CODE = "\nimport numpy as np\n\nprint(1.20 / 3 * 45)\n"
+TRIPLE = '{\n  "name": "code_interpreter",\n  "arguments": {\n    "code": """' + CODE + '"""\n  }\n}'
+
+
+def test_python_triple_quoted_code_is_read_as_a_string() -> None:
+    # Qwen2.5-Coder-1.5B wrote exactly this (in a ```json fence) for the code interpreter.
+    value, error = load_json(TRIPLE)
+    assert error is None
+    assert value == {"name": "code_interpreter", "arguments": {"code": CODE}}
+    args, error = parse_arguments('{"code": """print("a\\nb")""", "x": 1}')
+    assert error is None and args == {"code": 'print("a\\nb")', "x": 1}  # the body as written, escapes kept
+
+
+def test_a_nous_reply_with_triple_quoted_code_makes_one_call() -> None:
+    from qwenkit.llm.formats import get_format
+
+    parsed = get_format("nous").parse(f"```json\n{TRIPLE}\n```")
+    assert [c.name for c in parsed.tool_calls] == ["code_interpreter"]
+    assert parsed.tool_calls[0].arguments == {"code": CODE}
