@@ -221,7 +221,10 @@ class PythonicFormat(TextFormat):
         return RenderedPrompt(messages=out)
 
     def render_calls(self, calls: Sequence[ToolCall]) -> str:
-        return write_calls([(c.name, c.arguments) for c in calls])
+        text = write_calls([(c.name, c.arguments) for c in calls])
+        # The parser splits thinking off first, so a think tag inside a string value would cut the calls; in
+        # a Python string literal (the only place the tags can be) ``\x3c`` reads back as ``<``.
+        return text.replace("<think>", "\\x3cthink>").replace("</think>", "\\x3c/think>")
 
     def _candidates(self, text: str) -> list[str]:
         if self.strict:

@@ -96,6 +96,14 @@ def test_calls_round_trip() -> None:
     assert fmt.render_calls([ToolCall(name=n, arguments=a) for n, a in calls]) == text
 
 
+@pytest.mark.parametrize("value", ["</think>", "<think>x</think>", "\\</think>", "a<think>"])
+def test_think_tags_inside_values_read_back(value: str) -> None:
+    fmt = PythonicFormat()
+    reply = fmt.parse(fmt.render_calls([ToolCall(name="f", arguments={"s": value, "d": {"k": [value]}})]))
+    assert [(c.name, c.arguments) for c in reply.tool_calls] == [("f", {"s": value, "d": {"k": [value]}})]
+    assert reply.reasoning == "" and reply.problems == []
+
+
 def test_render_puts_bfcl_prompt_first_and_tool_results_in_one_user_turn() -> None:
     fmt = PythonicFormat()
     call = ToolCall(id="c1", name="math.factorial", arguments={"n": 5})
