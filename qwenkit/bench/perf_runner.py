@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -251,6 +252,45 @@ async def measure_rounds(
             await model.aclose()
 
 
+async def measure_bare(base_url: str, concurrency: int, latency: float, requests: int, rounds: int,
+                       server_pid: int | None = None) -> list[PerfResult]:
+    """The baseline: ``concurrency`` plain aiohttp workers posting the same request, no qwenkit code.
+
+    The HTTP client qwenkit's backend is built on, with a pool as large as the concurrency and the JSON
+    decoded, measured against the same stub server in the same run: the best any aiohttp-based runner can
+    do on this machine and this Python.
+    """
+    import aiohttp
+
+    url = base_url.rstrip("/") + "/chat/completions"
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 8}).encode()
+    server = psutil.Process(server_pid) if server_pid is not None else None
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
+        async def one() -> bool:
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+                return json.loads(await response.read())["choices"][0]["message"]["content"] == "pong"
+
+        async def run(n: int) -> PerfResult:
+            pending = iter(range(n))
+            failed = 0
+
+            async def worker() -> None:
+                nonlocal failed
+                for _ in pending:
+                    failed += not await one()
+
+            cpu0, server0 = _cpu_seconds(), _cpu_seconds(server) if server else 0.0
+            start = time.perf_counter()
+            await asyncio.gather(*[worker() for _ in range(min(concurrency, n))])
+            elapsed = time.perf_counter() - start
+            server_cpu = _cpu_seconds(server) - server0 if server else None
+            return PerfResult(n, concurrency, latency, elapsed, failed, _cpu_seconds() - cpu0, server_cpu)
+
+        await run(concurrency)  # warm-up: opens the connections
+        return [await run(requests) for _ in range(rounds)]
+
+
 def _round_line(i: int, r: PerfResult) -> str:
     server = "" if r.server_cpu_s is None else f", stub server {r.server_cpu_s / r.requests * 1000:.2f} ms"
     return (f"  round {i}: {r.elapsed_s:.2f} s, achieved {r.achieved:.1f} req/s, ratio {r.ratio:.3f}, "
@@ -268,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--progress", action="store_true", help="show the runner's progress bar")
     p.add_argument("--no-http", action="store_true",
                    help="measure the runner alone: a model that sleeps L instead of the HTTP stub server")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the baseline (plain aiohttp workers against the same stub server)")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve:
@@ -277,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.concurrency < 1 or args.rounds < 1 or not args.latency > 0 or (args.requests or 1) < 1:
         p.error("--concurrency, --rounds and --requests must be at least 1, --latency positive")
     requests = args.requests or 10 * args.concurrency
+    baseline: list[PerfResult] = []
     if args.no_http:
         backend = "SleepModel (no HTTP)"
         results = asyncio.run(measure_rounds(None, args.concurrency, args.latency, requests, args.rounds,
@@ -287,13 +330,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             pid = server.proc.pid if server.proc is not None else None
             results = asyncio.run(measure_rounds(server.base_url, args.concurrency, args.latency, requests,
                                                  args.rounds, args.progress, pid))
+            if not args.no_baseline:
+                baseline = asyncio.run(measure_bare(server.base_url, args.concurrency, args.latency, requests,
+                                                    args.rounds, pid))
     first = results[0]
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"runner throughput via {backend}: {requests} requests x {args.rounds} rounds, concurrency "
-          f"C={first.concurrency}, latency L={first.latency:g} s; {os.cpu_count()} CPUs, load average {load}")
+          f"C={first.concurrency}, latency L={first.latency:g} s; {os.cpu_count()} CPUs, load average {load}; "
+          f"Python {platform.python_version()}")
     for i, r in enumerate(results, 1):
         print(_round_line(i, r))
     ratio = statistics.median(r.ratio for r in results)
+    if baseline:
+        print("baseline, plain aiohttp workers (no qwenkit code) against the same stub server:")
+        for i, r in enumerate(baseline, 1):
+            print(_round_line(i, r))
+        bare = statistics.median(r.ratio for r in baseline)
+        print(f"baseline median ratio {bare:.3f}; qwenkit / baseline = {ratio / bare:.3f}")
     errors = sum(r.errors for r in results)
     budget = 1000 / first.bound
     print(f"C/L = {first.bound:.1f} req/s (at most {budget:.2f} ms of client CPU per request); median ratio "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -66,12 +67,27 @@ def _runner_report(out: str) -> tuple[list[str], str]:
 
 
 def test_runner_prints_each_round_and_the_median_ratio(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["runner", "--concurrency", "4", "--latency", "0.01", "--requests", "8", "--rounds", "2"])
+    code = main(["runner", "--concurrency", "4", "--latency", "0.01", "--requests", "8", "--rounds", "2",
+                 "--no-baseline"])
     rounds, last = _runner_report(capsys.readouterr().out)
     assert len(rounds) == 2
     assert all("errors 0" in r and "CPU per request: client" in r and "stub server" in r for r in rounds)
     assert last.startswith("C/L = 400.0 req/s") and "median ratio" in last and "goal >= 0.9" in last
     assert code == (0 if "goal >= 0.9: met" in last else 1)
+
+
+def test_runner_measures_plain_aiohttp_against_the_same_server_as_a_baseline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["runner", "--concurrency", "4", "--latency", "0.01", "--requests", "8", "--rounds", "2"])
+    out = capsys.readouterr().out
+    head, _, tail = out.partition("baseline, plain aiohttp workers")
+    assert "Python 3." in head and tail
+    rounds, last = _runner_report(tail)
+    assert len(rounds) == 2 and all("errors 0" in r and "stub server" in r for r in rounds)
+    measured = re.search(r"baseline median ratio ([0-9.]+); qwenkit / baseline = ([0-9.]+)", out)
+    assert measured is not None and 0 < float(measured.group(1)) <= 1.05 and float(measured.group(2)) > 0
+    assert "median ratio" in last and "goal >= 0.9" in last  # the verdict is still about qwenkit's runner
 
 
 def test_runner_without_http_measures_the_runner_alone(capsys: pytest.CaptureFixture[str]) -> None:
