@@ -17,10 +17,13 @@ from qwenkit.errors import ConfigError, ModelError
 from qwenkit.types import AssistantMessage, Message, SystemMessage, ToolMessage, UserMessage
 
 if TYPE_CHECKING:
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    from qwenkit.llm._template_limits import BoundedEnvironment
 
 MAX_TEMPLATE_BYTES = 1 << 20
 """The largest template file read (real chat templates are a few KiB; a file is untrusted input)."""
+
+RENDER_TIME_LIMIT = 5.0
+"""Seconds one render of a template may take (real chat templates take milliseconds)."""
 
 THINKING_SWITCH = "enable_thinking"
 """The template variable Qwen3's templates read to turn thinking on or off."""
@@ -93,8 +96,8 @@ def render_chat(
             msgs = msgs[:-1]  # nothing to continue: open a fresh assistant turn instead
     add_generation_prompt = not continue_final or not final.strip()
     try:
-        prompt = env.from_string(template).render(
-            messages=msgs, tools=list(tools) if tools else None, add_generation_prompt=add_generation_prompt,
+        prompt = env.render_bounded(
+            template, messages=msgs, tools=list(tools) if tools else None, add_generation_prompt=add_generation_prompt,
             bos_token=bos_token, eos_token=eos_token, raise_exception=raise_exception,
             strftime_now=lambda fmt: datetime.now().strftime(fmt), **dict(template_kwargs or {}),
         )
@@ -109,17 +112,23 @@ def render_chat(
     return prompt
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
+def _environment() -> BoundedEnvironment:
     """The Jinja2 environment chat templates run in, set up as transformers and vLLM set theirs up."""
     from jinja2.ext import loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    def tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None,
+    from qwenkit.llm._template_limits import MAX_INDENT, BoundedEnvironment, TemplateLimit
+
+    def tojson(x: Any, ensure_ascii: bool = False, indent: int | str | None = None,
                separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+        width = len(indent) if isinstance(indent, str) else indent or 0
+        if width > MAX_INDENT:  # written on every line, once per level
+            raise TemplateLimit(f"tojson with an indent wider than {MAX_INDENT}")
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
-    # A template is untrusted input (a GGUF's, a file's): the sandboxed environment keeps it from Python.
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    # A template is untrusted input (a GGUF's, a file's): the sandboxed environment keeps it from Python,
+    # and its bounds keep it from holding the process or its memory.
+    env = BoundedEnvironment(time_limit=RENDER_TIME_LIMIT, trim_blocks=True, lstrip_blocks=True,
+                             extensions=[loopcontrols])
     env.filters["tojson"] = tojson
     return env
 

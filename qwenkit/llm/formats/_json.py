@@ -243,11 +243,17 @@ def _load_strict(t: str, budget: RepairBudget) -> tuple[Any, str | None]:
         return None, _describe(first, t)
 
 
+_UNCLOSED_TRIPLE = 'a string opened with """ is never closed (the reply may have been cut off)'
+
+
 def _triple_quoted_as_json(t: str) -> str | None:
-    """``t`` with each Python triple-quoted string written as a JSON string, or ``None`` (none, or unclosed).
+    """``t`` with each Python triple-quoted string written as a JSON string; ``None`` without one.
 
     Qwen2.5-Coder writes a code argument between three double quotes on each side, as Python would. The body
     is taken as written (no escapes interpreted), as code is meant. One pass with ``str.find``: linear.
+
+    Raises:
+        ValueError: A triple-quoted string is opened and never closed (`_UNCLOSED_TRIPLE`).
     """
     if '"""' not in t:
         return None
@@ -256,7 +262,7 @@ def _triple_quoted_as_json(t: str) -> str | None:
     while (start := t.find('"""', i)) >= 0:
         end = t.find('"""', start + 3)
         if end < 0:
-            return None
+            raise ValueError(_UNCLOSED_TRIPLE)
         out += [t[i:start], json.dumps(t[start + 3:end], ensure_ascii=False)]
         i = end + 3
     out.append(t[i:])
@@ -267,7 +273,11 @@ def _load_json(t: str, budget: RepairBudget) -> tuple[Any, str | None]:
     value, error = _load_strict(t, budget)
     if error is None or not t.startswith(("{", "[")):
         return value, error
-    converted = _triple_quoted_as_json(t)
+    try:
+        converted = _triple_quoted_as_json(t)
+    except ValueError:
+        # Repairs would close it as an empty string: a code argument would silently run nothing.
+        return None, _UNCLOSED_TRIPLE
     if converted is not None:
         try:
             return json.loads(converted), None

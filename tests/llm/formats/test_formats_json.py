@@ -115,6 +115,14 @@ def test_python_triple_quoted_code_is_read_as_a_string() -> None:
     assert error is None and args == {"code": 'print("a\\nb")', "x": 1}  # the body as written, escapes kept
 
 
+def test_an_unclosed_triple_quoted_string_is_an_error_not_empty_code() -> None:
+    # A reply cut off inside the code: repairs would close the string empty, and the tool would run nothing.
+    args, error = parse_arguments('{"code": """import numpy as np\nprint(np.pi')
+    assert args == {} and error is not None and 'opened with """ is never closed' in error
+    value, error = load_json(TRIPLE[: TRIPLE.index("print")])
+    assert value is None and error is not None and "never closed" in error
+
+
 def test_a_nous_reply_with_triple_quoted_code_makes_one_call() -> None:
     from qwenkit.llm.formats import get_format
 
