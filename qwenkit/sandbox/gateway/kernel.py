@@ -59,13 +59,58 @@ def _http_status_error(url: str, what: str, status: int) -> Exception:
     return KernelStartError(f"the kernel gateway at {url} could not {what} (HTTP {status})")
 
 
+_DELETE_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
+"""Waits between DELETE attempts the gateway failed (5xx, 409, 429), about 4 s in all.
+
+jupyter_server answers 500 to a DELETE that lands while its restarter is restarting a crashed kernel
+(``InvalidStateError`` in ``multikernelmanager``), and keeps the kernel: without a retry it is left running.
+"""
+
+_DELETED = frozenset({200, 202, 204, 404})  # 404: gone already
+
+
+def _delete_failed(status: int) -> bool:
+    """Whether a DELETE answer is a failure worth retrying (the kernel may still be there)."""
+    return status >= 500 or status in (409, 429)
+
+
+async def delete_kernel(endpoint: GatewayEndpoint, kernel_id: str, timeout: float) -> bool:
+    """Delete a kernel on the gateway, retrying answers that say it failed; whether it is gone.
+
+    Raises:
+        httpx.HTTPError: The gateway could not be reached.
+    """
+    path = f"/api/kernels/{kernel_id}"
+    answer = await rest(endpoint, "DELETE", path, timeout=timeout)
+    for delay in _DELETE_RETRY_DELAYS:
+        if not _delete_failed(answer.status):
+            break
+        await asyncio.sleep(delay)
+        answer = await rest(endpoint, "DELETE", path, timeout=timeout)
+    if answer.status not in _DELETED:
+        log.warning("the kernel gateway at %s did not delete kernel %s (HTTP %s)", endpoint.url, kernel_id,
+                    answer.status)
+    return answer.status in _DELETED
+
+
+def delete_kernel_sync(endpoint: GatewayEndpoint, kernel_id: str, timeout: float) -> bool:
+    """`delete_kernel` without an event loop, with one retry (for finalisers, which must not wait long)."""
+    path = f"/api/kernels/{kernel_id}"
+    answer = rest_sync(endpoint, "DELETE", path, timeout=timeout)
+    if _delete_failed(answer.status):
+        time.sleep(_DELETE_RETRY_DELAYS[0])
+        answer = rest_sync(endpoint, "DELETE", path, timeout=timeout)
+    return answer.status in _DELETED
+
+
 async def _delete_once_created(endpoint: GatewayEndpoint, post: asyncio.Future[RestAnswer], timeout: float) -> None:
     """Wait (bounded) for a kernel-creating POST whose caller was cancelled, and delete what it created."""
     try:
-        answer = await asyncio.wait_for(post, timeout)
+        # Shielded again: a second cancellation must not cancel the POST, or the new kernel's id is lost.
+        answer = await asyncio.wait_for(asyncio.shield(post), timeout)
         kernel_id = answer.field("id")
         if isinstance(kernel_id, str) and kernel_id:
-            await rest(endpoint, "DELETE", f"/api/kernels/{kernel_id}", timeout=min(timeout, 10.0))
+            await delete_kernel(endpoint, kernel_id, min(timeout, 10.0))
     except (Exception, asyncio.CancelledError) as err:  # best effort: the gateway may cull it later
         log.debug("could not delete a kernel whose start was cancelled: %s", err)
 
@@ -360,8 +405,7 @@ class GatewayKernel:
             with contextlib.suppress(BaseException):
                 await self._reader
         try:
-            await rest(self.endpoint, "DELETE", f"/api/kernels/{self.kernel_id}",
-                       timeout=min(self.request_timeout, 10.0))
+            await delete_kernel(self.endpoint, self.kernel_id, min(self.request_timeout, 10.0))
         except httpx.HTTPError as err:  # the gateway is gone: its kernels went with it, or it culls them
             log.debug("could not delete kernel %s: %s", self.kernel_id, err)
 
@@ -372,6 +416,6 @@ class GatewayKernel:
             return
         self._closed = True
         try:
-            rest_sync(self.endpoint, "DELETE", f"/api/kernels/{self.kernel_id}", timeout=3.0)
+            delete_kernel_sync(self.endpoint, self.kernel_id, 3.0)
         except httpx.HTTPError as err:
             log.debug("could not delete kernel %s: %s", self.kernel_id, err)
