@@ -12,6 +12,10 @@ the last wave is partly empty and even a free client could not reach ``C / L``. 
 so each round also prints the CPU time the client process (runner + backend) and the stub server spent per
 request: that figure does not depend on other processes, and ``1 / (C/L)`` seconds is the most the client
 may spend on one request, on a core of its own, for the bound to be reachable at all.
+
+Over HTTP it then measures a baseline in the same run (``--no-baseline`` skips it): plain aiohttp workers, no
+qwenkit code, against the same stub server; ``qwenkit / baseline`` is the share of what the HTTP client itself
+allows on this machine and this Python.
 """
 
 from __future__ import annotations
