@@ -139,7 +139,15 @@ def test_bad_template_files_are_one_line_naming_the_file(tmp_path: Path) -> None
     broken = write(tmp_path, "broken.jinja", "{% for m in messages %}{{ m.content }")
     failing = write(tmp_path, "failing.jinja", "{{ raise_exception('no tools here') }}")
     no_template = write(tmp_path, "tokenizer_config.json", json.dumps({"eos_token": "x"}))
+    nested = write(tmp_path, "nested.jinja", "{{ " + "(" * 50_000 + "1" + ")" * 50_000 + " }}")
+    looping = write(tmp_path, "looping.jinja", "{% for i in range(10**5) %}{% for j in range(10**5) %}"
+                                               "{% endfor %}{% endfor %}")
+    server = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
     cases = [
+        (["run", "hi", *server], nested, f"--chat-template: the chat template file {nested} does not parse: it is "
+                                         "nested too deeply"),
+        (["run", "hi", *server], looping, "cannot be rendered: the chat template failed: its range() calls asked for "
+                                          "more than 1,000,000 numbers"),
         (["run", "hi", "--local", "x.gguf"], missing, f"--chat-template: the chat template file {missing} cannot "
                                                        "be read"),
         (["run", "hi", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], broken,

@@ -154,6 +154,8 @@ def check_template(template: str, source: str) -> str:
         _environment().parse(template)
     except TemplateSyntaxError as err:
         raise ConfigError(f"{source} does not parse: {err.message} (line {err.lineno})") from err
+    except RecursionError:  # Jinja2's parser recurses once per level of nesting
+        raise ConfigError(f"{source} does not parse: it is nested too deeply") from None
     return template
 
 

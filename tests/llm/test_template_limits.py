@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qwenkit.errors import ModelError
+from qwenkit.errors import ConfigError, ModelError
 from qwenkit.llm._template_limits import BoundedEnvironment, TemplateLimit
-from qwenkit.llm.chat_template import render_chat
+from qwenkit.llm.chat_template import check_template, render_chat
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi\nthere"}]
 TEMPLATES = Path(__file__).parents[1] / "data" / "templates"
@@ -81,3 +81,15 @@ def test_real_qwen_templates_render_within_the_bounds(name: str) -> None:
     many = [*MESSAGES, *[{"role": r, "content": f"turn {i}"} for i in range(200) for r in ("assistant", "user")]]
     prompt = render_chat(template, many, tools=tools)
     assert "turn 199" in prompt and "Be brief." in prompt
+
+
+@pytest.mark.parametrize("template", [
+    "{{ " + "(" * 50_000 + "1" + ")" * 50_000 + " }}",
+    "{% if true %}" * 5_000 + "x" + "{% endif %}" * 5_000,
+    "{{ " + "[" * 50_000 + "]" * 50_000 + " }}",
+])
+def test_a_template_nested_too_deeply_is_a_clear_error_when_checked_and_when_rendered(template: str) -> None:
+    with pytest.raises(ConfigError, match=r"^the file x\.jinja does not parse: it is nested too deeply$"):
+        check_template(template, "the file x.jinja")
+    with pytest.raises(ModelError, match=r"^the chat template failed: it recursed too deeply$"):
+        render_chat(template, MESSAGES)
