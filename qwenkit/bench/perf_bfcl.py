@@ -57,8 +57,6 @@ Reply = str | Calls
 # ------------------------------------------------------------------------------------- gold replies
 
 
-
-
 def gold_plans(data_dir: Path, fmt: str, limit: int | None) -> dict[str, list[Reply]]:
     """Per entry id, the replies of a model replaying the ground truth: per turn, its calls, then an answer."""
     from qwenkit.bench.bfcl.categories import MULTI_TURN

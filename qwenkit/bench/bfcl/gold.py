@@ -147,7 +147,7 @@ GOLD_ANSWER = "Done."
 
 
 def gold_reply(fmt: str, calls: Sequence[tuple[str, dict[str, Any]]]) -> str | list[tuple[str, dict[str, Any]]]:
-    """The reply making ``calls`` (none: the short answer `GOLD_GOLD_ANSWER`) in the syntax of ``fmt``.
+    """The reply making ``calls`` (none: the short answer `GOLD_ANSWER`) in the syntax of ``fmt``.
 
     For the replaying models of the tests and benchmarks; ``native`` calls are returned as they are.
     """

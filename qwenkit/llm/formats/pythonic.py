@@ -28,7 +28,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from qwenkit.llm.formats.base import DEFAULT_MAX_CALLS, ParsedReply, RenderedPrompt, TextFormat, split_think
+from qwenkit.llm.formats.base import (
+    DEFAULT_MAX_CALLS,
+    THINK_CLOSE,
+    THINK_OPEN,
+    ParsedReply,
+    RenderedPrompt,
+    TextFormat,
+    split_think,
+)
 from qwenkit.types import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage, ToolSpec, UserMessage
 
 SYSTEM_PROMPT = (
@@ -224,7 +232,9 @@ class PythonicFormat(TextFormat):
         text = write_calls([(c.name, c.arguments) for c in calls])
         # The parser splits thinking off first, so a think tag inside a string value would cut the calls; in
         # a Python string literal (the only place the tags can be) ``\x3c`` reads back as ``<``.
-        return text.replace("<think>", "\\x3cthink>").replace("</think>", "\\x3c/think>")
+        for tag in (THINK_OPEN, THINK_CLOSE):
+            text = text.replace(tag, "\\x3c" + tag[1:])
+        return text
 
     def _candidates(self, text: str) -> list[str]:
         if self.strict:
