@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -13,32 +12,19 @@ from qwenkit.sandbox import KernelPool
 from qwenkit.sandbox.gateway import GatewayProvider, gateway_report
 from qwenkit.tools import ToolContext
 from qwenkit.tools.builtin.code_interpreter import CodeInterpreter
-from tests.sandbox.gateway.server import TOKEN, GatewayServer, free_port
+from tests.sandbox.gateway.server import TOKEN, GatewayServer, QuietHandler, free_port, serving
 
 
-class _NotAGateway(BaseHTTPRequestHandler):
+class _NotAGateway(QuietHandler):
     def do_GET(self) -> None:
-        body = b"<html>hello</html>" if self.path == "/" else b"<html>not found</html>"
-        self.send_response(200 if self.path == "/" else 404)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        found = self.path == "/"
+        self.reply(200 if found else 404, b"<html>hello</html>" if found else b"<html>not found</html>", "text/html")
 
 
 @pytest.fixture
 def web_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotAGateway)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _NotAGateway)) as url:
+        yield url
 
 
 def _one_line(err: BaseException) -> str:

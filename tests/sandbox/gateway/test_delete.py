@@ -7,15 +7,15 @@ kernel; a stub server here plays that gateway, failing a given number of DELETEs
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import cast
 
 import pytest
 
 from qwenkit.sandbox.gateway.endpoint import GatewayEndpoint
 from qwenkit.sandbox.gateway.kernel import GatewayKernel, delete_kernel, delete_kernel_sync
+from tests.sandbox.gateway.server import QuietHandler, serving
 
 
 class _FlakyGateway(ThreadingHTTPServer):
@@ -24,20 +24,12 @@ class _FlakyGateway(ThreadingHTTPServer):
     deletes: list[str]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     def do_DELETE(self) -> None:
         server = cast(_FlakyGateway, self.server)
         server.deletes.append(self.path)
         failed = len(server.deletes) <= server.failures
-        body = b'{"message": "Exception is not set."}' if failed else b""
-        self.send_response(server.status if failed else 204)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.reply(server.status if failed else 204, b'{"message": "Exception is not set."}' if failed else b"")
 
 
 @pytest.fixture
@@ -45,13 +37,8 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[_FlakyGateway]:
     monkeypatch.setattr("qwenkit.sandbox.gateway.kernel._DELETE_RETRY_DELAYS", (0.01, 0.02, 0.03, 0.04))
     server = _FlakyGateway(("127.0.0.1", 0), _Handler)
     server.deletes = []
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _endpoint(server: _FlakyGateway) -> GatewayEndpoint:
