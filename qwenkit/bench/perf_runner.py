@@ -14,8 +14,9 @@ request: that figure does not depend on other processes, and ``1 / (C/L)`` secon
 may spend on one request, on a core of its own, for the bound to be reachable at all.
 
 Over HTTP it then measures a baseline in the same run (``--no-baseline`` skips it): plain aiohttp workers, no
-qwenkit code, against the same stub server; ``qwenkit / baseline`` is the share of what the HTTP client itself
-allows on this machine and this Python.
+qwenkit code, against the same stub server. aiohttp is the HTTP client the fast path used before its own
+connections (`qwenkit.llm._openai.h1`); ``qwenkit / baseline`` above 1 means the whole runner, backend
+included, does more per second than bare aiohttp requests on this machine and this Python.
 """
 
 from __future__ import annotations
@@ -260,9 +261,9 @@ async def measure_bare(base_url: str, concurrency: int, latency: float, requests
                        server_pid: int | None = None) -> list[PerfResult]:
     """The baseline: ``concurrency`` plain aiohttp workers posting the same request, no qwenkit code.
 
-    The HTTP client qwenkit's backend is built on, with a pool as large as the concurrency and the JSON
-    decoded, measured against the same stub server in the same run: the best any aiohttp-based runner can
-    do on this machine and this Python.
+    A well-kept HTTP client (the one qwenkit's fast path used before), with a pool as large as the
+    concurrency and the JSON decoded, measured against the same stub server in the same run: the best any
+    aiohttp-based runner can do on this machine and this Python.
     """
     import aiohttp
 

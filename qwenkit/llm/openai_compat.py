@@ -3,8 +3,9 @@
 Everything the server sends is untrusted: each call has a total deadline, each reply a byte cap, and a
 reply that cannot be read is a `ModelError`, never a traceback (see `qwenkit.llm._openai.reply`).
 
-`complete` posts its JSON over aiohttp (`qwenkit.llm._openai.post`): the ``openai`` SDK's own work per
-request (about 2 ms of CPU) would cap a benchmark's throughput well below what a fast server allows.
+`complete` posts its JSON on qwenkit's own pooled HTTP/1.1 connections (`qwenkit.llm._openai.post`, replies
+parsed by llhttp): the ``openai`` SDK's own work per request (about 2 ms of CPU), and aiohttp's (about
+0.2 ms), would cap a benchmark's throughput below what a fast server allows.
 Streams, ``/v1/models`` and the template probes go through the SDK's httpx2 client.
 """
 
@@ -44,7 +45,7 @@ class _BrokenReply(openai.APIConnectionError):
 
 
 _Failure = openai.OpenAIError | post.PostError
-"""A failed attempt, from the SDK path or the aiohttp one (`complete`): both mean the same things."""
+"""A failed attempt, from the SDK path or the fast one (`complete`): both mean the same things."""
 
 
 def _retryable(err: _Failure) -> bool:
@@ -334,7 +335,7 @@ class OpenAICompatible:
     async def _with_retries(self, attempt: Callable[[Replica, float], Awaitable[T]]) -> T:
         """Run ``attempt(replica, deadline)`` until it succeeds, retries are spent, or the deadline passes.
 
-        An attempt bounds itself by ``deadline`` (raising `TimeoutError`): the aiohttp path does so inside
+        An attempt bounds itself by ``deadline`` (raising `TimeoutError`): the fast path does so inside
         `JsonPost.send`, and one timer per request is less work in the runner's hot path than two.
 
         With several replicas a failed attempt moves on at once to a replica that has not failed in this

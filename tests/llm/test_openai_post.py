@@ -1,4 +1,4 @@
-"""`complete`'s aiohttp path (`qwenkit.llm._openai.post`) against stub servers on 127.0.0.1.
+"""`complete`'s fast path (`qwenkit.llm._openai.post`) against stub servers on 127.0.0.1.
 
 The hostile-reply tests in the other test_openai files drive `complete` through this path too; these add
 what is particular to it: a slow drip bounded by the deadline, a cap on a body without a length, retries
@@ -36,11 +36,12 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_every_plain_call_goes_through_aiohttp_not_the_sdk() -> None:
+async def test_every_plain_call_goes_through_the_fast_path_not_the_sdk() -> None:
     async with StubServer([Reply(body=chat_body("one")), Reply(body=chat_body("two"))]) as srv, model(srv) as m:
         assert m.replicas[0].post is not None
         assert [(await m.complete(REQ)).text for _ in range(2)] == ["one", "two"]
-    assert all("aiohttp" in h.get("user-agent", "") for h in srv.headers)
+    assert all(h.get("user-agent", "").startswith("qwenkit/") for h in srv.headers)
+    assert srv.connections == 1  # both requests went over one kept-alive connection
 
 
 async def test_a_drip_that_resets_every_idle_timer_is_still_cut_at_the_deadline() -> None:
@@ -211,4 +212,4 @@ async def test_a_replica_without_the_fast_path_is_served_by_the_sdk() -> None:
     async with StubServer(replies) as srv, model(srv) as m:
         m.replicas[0].post = None  # as with a SOCKS proxy
         assert (await m.complete(REQ)).text == "via the SDK"
-    assert len(srv.requests) == 2 and "aiohttp" not in srv.headers[0].get("user-agent", "")
+    assert len(srv.requests) == 2 and "qwenkit" not in srv.headers[0].get("user-agent", "")

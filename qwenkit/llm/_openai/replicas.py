@@ -30,8 +30,8 @@ class Replica:
         url: The OpenAI API root (``.../v1``).
         http: Its HTTP client (capped replies).
         client: The OpenAI SDK client over ``http``.
-        post: The fast path of non-streamed chat completions (aiohttp), ``None`` where it cannot reach the
-            server (a SOCKS proxy): then the SDK client serves them too.
+        post: The fast path of non-streamed chat completions, ``None`` where it cannot reach the server
+            (a SOCKS proxy, or an ``https://`` URL through a proxy): then the SDK client serves them too.
         in_flight: Requests sent and not yet answered (streams: until they end).
         sent: Attempts sent to it so far.
         answered: Requests it answered.

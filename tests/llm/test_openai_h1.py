@@ -1,0 +1,236 @@
+"""The fast path's HTTP/1.1 connections (`qwenkit.llm._openai.h1`) against servers that write raw bytes.
+
+What `tests/llm/test_openai_post.py` and the hostile-reply tests cover goes through the same code; these
+add the HTTP framing a real server may use (chunked, a body ended by closing, an interim ``100``), keep-alive
+reuse and its races, the connection limit, cancellation, TLS and proxy authentication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from qwenkit.errors import ModelError
+from qwenkit.llm import ChatRequest, OpenAICompatible, UserMessage
+from qwenkit.llm._openai import post
+from tests.llm.stub_server import Reply, StubServer, chat_body
+
+REQ = ChatRequest(messages=[UserMessage(content="hi")])
+CLOSE = b""  # in a script: close the connection instead of answering
+
+
+def reply_bytes(text: str, *, head: str = "HTTP/1.1 200 OK", length: bool = True, extra: str = "") -> bytes:
+    body = json.dumps(chat_body(text)).encode()
+    size = f"content-length: {len(body)}\r\n" if length else ""
+    return f"{head}\r\ncontent-type: application/json\r\n{size}{extra}\r\n".encode() + body
+
+
+def chunked(text: str) -> bytes:
+    body = json.dumps(chat_body(text)).encode()
+    pieces = [body[:10], body[10:]]
+    framed = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n" + framed
+
+
+class RawServer:
+    """Answers the n-th request (over any connection) with ``script[n]``: raw bytes, or `CLOSE`.
+
+    ``after`` maps a request number to bytes written a moment after its answer (unasked-for bytes).
+    Each script item may end with ``close=True`` by being a tuple ``(bytes, "close")``.
+    """
+
+    def __init__(self, script: list[bytes | tuple[bytes, str]], after: dict[int, bytes] | None = None) -> None:
+        self.script = list(script)
+        self.after = after or {}
+        self.requests = 0
+        self.connections = 0
+        self.closed = 0
+        self.heads: list[str] = []
+        self.port = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                text = head.decode("latin-1")
+                self.heads.append(text)
+                length = next((int(ln.split(":", 1)[1]) for ln in text.split("\r\n")
+                               if ln.lower().startswith("content-length:")), 0)
+                await reader.readexactly(length)
+                n = self.requests
+                self.requests += 1
+                item = self.script[n] if n < len(self.script) else CLOSE
+                data, close = (item[0], True) if isinstance(item, tuple) else (item, item == CLOSE)
+                writer.write(data)
+                await writer.drain()
+                if n in self.after:
+                    await asyncio.sleep(0.05)
+                    writer.write(self.after[n])
+                    await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.closed += 1
+            writer.close()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[str]:
+        server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        async with server:
+            yield f"http://127.0.0.1:{self.port}/v1"
+
+
+async def texts(url: str, n: int, **kw: object) -> list[str]:
+    async with OpenAICompatible("qwen", url, **kw) as m:  # type: ignore[arg-type]
+        return [(await m.complete(REQ)).text for _ in range(n)]
+
+
+async def test_a_chunked_reply_and_a_reply_ended_by_closing_are_read_whole() -> None:
+    srv = RawServer([chunked("in chunks"), chunked("again"),
+                     (reply_bytes("until the end", head="HTTP/1.0 200 OK", length=False), "close"),
+                     reply_bytes("fresh")])
+    async with srv.running() as url:
+        assert await texts(url, 4, max_retries=0) == ["in chunks", "again", "until the end", "fresh"]
+    assert srv.connections == 2  # the chunked replies kept the connection; the closed one could not
+
+
+async def test_an_interim_100_continue_is_skipped() -> None:
+    srv = RawServer([b"HTTP/1.1 100 Continue\r\n\r\n" + reply_bytes("after the interim one")])
+    async with srv.running() as url:
+        assert await texts(url, 1) == ["after the interim one"]
+
+
+async def test_a_reply_that_is_not_http_is_one_error() -> None:
+    srv = RawServer([(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "close")])
+    async with srv.running() as url:
+        with pytest.raises(ModelError, match=r"cannot reach the model server at .*unreadable HTTP reply"):
+            await texts(url, 1, max_retries=0)
+
+
+async def test_a_kept_alive_connection_closed_as_it_is_reused_is_replaced_without_a_retry() -> None:
+    # The keep-alive race: the server drops the idle connection just as the next request is written on it.
+    srv = RawServer([reply_bytes("first"), CLOSE, reply_bytes("second")])
+    async with srv.running() as url:
+        assert await texts(url, 2, max_retries=0) == ["first", "second"]
+    assert srv.requests == 3 and srv.connections == 2
+
+
+async def test_a_new_connection_closed_before_a_reply_is_an_error_without_retries() -> None:
+    srv = RawServer([CLOSE, reply_bytes("never asked")])
+    async with srv.running() as url:
+        with pytest.raises(ModelError, match=r"cannot reach the model server at .*closed the connection"):
+            await texts(url, 1, max_retries=0)
+    assert srv.requests == 1
+
+
+async def test_a_connection_that_sent_unasked_bytes_is_not_reused() -> None:
+    # Bytes after the reply (glued to it, or a moment later while idle) leave the connection unusable.
+    glued = reply_bytes("one") + b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+    srv = RawServer([glued, reply_bytes("two"), reply_bytes("three")], after={1: b"junk"})
+    async with srv.running() as url, OpenAICompatible("qwen", url, max_retries=0) as m:
+        got = [(await m.complete(REQ)).text]
+        got.append((await m.complete(REQ)).text)
+        await asyncio.sleep(0.2)  # the junk arrives while the second connection is idle
+        got.append((await m.complete(REQ)).text)
+    assert got == ["one", "two", "three"]
+    assert srv.connections == 3
+
+
+async def test_connection_close_is_honoured() -> None:
+    srv = RawServer([reply_bytes("one", extra="connection: close\r\n"), reply_bytes("two")])
+    async with srv.running() as url:
+        assert await texts(url, 2, max_retries=0) == ["one", "two"]
+    assert srv.connections == 2
+
+
+async def test_the_pool_opens_at_most_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(post, "MAX_CONNECTIONS", 2)
+    async with StubServer([], default=Reply(body=chat_body("ok"), delay=0.05)) as srv, \
+            OpenAICompatible("qwen", srv.base_url) as m:
+        done = await asyncio.gather(*[m.complete(REQ) for _ in range(7)])
+    assert [c.text for c in done] == ["ok"] * 7
+    assert srv.connections == 2
+
+
+async def test_a_cancelled_request_closes_its_connection() -> None:
+    async with StubServer([Reply(body=chat_body("late"), delay=30), Reply(body=chat_body("next"))]) as srv, \
+            OpenAICompatible("qwen", srv.base_url) as m:
+        task = asyncio.create_task(m.complete(REQ))
+        for _ in range(200):
+            if srv.requests:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        pool = m.replicas[0].post._pool  # type: ignore[union-attr]
+        await asyncio.sleep(0.05)
+        assert pool is not None and not pool.open and not pool.idle  # closed, not left for a next request
+        assert (await m.complete(REQ)).text == "next"
+    assert srv.connections == 2
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tls")
+    key, crt = root / "key.pem", root / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(crt), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def server_tls(cert: tuple[Path, Path]) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(*cert)
+    return ctx
+
+
+async def test_https_goes_the_fast_way_with_the_sdk_paths_trust(
+        cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    replies = [Reply(body=chat_body("over TLS")), Reply(body=chat_body("again"))]
+    async with StubServer(replies, tls=server_tls(cert)) as srv:
+        assert srv.base_url.startswith("https://")
+        with pytest.raises(ModelError, match=r"cannot reach the model server at https://.*CERTIFICATE_VERIFY_FAILED"):
+            await texts(srv.base_url, 1, max_retries=0)  # self-signed: not trusted by default
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))  # trusted as the SDK path trusts it
+        assert await texts(srv.base_url, 2) == ["over TLS", "again"]
+    # One connection served both (the refused handshake never reached the server's handler).
+    assert srv.headers[0]["user-agent"].startswith("qwenkit/") and srv.connections == 1
+
+
+@pytest.fixture
+def proxy_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return lambda url: monkeypatch.setenv("all_proxy", url)
+
+
+async def test_a_proxy_with_credentials_is_sent_them(proxy_env: Callable[[str], None]) -> None:
+    async with StubServer([Reply(body=chat_body("via proxy"))]) as proxy:
+        proxy_env(f"http://user:p%40ss@127.0.0.1:{proxy.port}")
+        target = "http://10.255.255.1:8000/v1"  # never reached: the proxy answers
+        assert await texts(target, 1, max_retries=0) == ["via proxy"]
+    assert proxy.targets == [f"{target}/chat/completions"]
+    assert proxy.headers[0]["proxy-authorization"] == "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert proxy.headers[0]["host"] == "10.255.255.1:8000"
+
+
+def test_https_through_a_proxy_is_left_to_the_sdk(proxy_env: Callable[[str], None]) -> None:
+    proxy_env("http://127.0.0.1:3128")
+    kw: dict[str, object] = {"max_bytes": 10, "connect_timeout": 1.0, "idle_timeout": 1.0, "where": "x"}
+    assert not post.JsonPost("https://10.0.0.1/v1/chat/completions", {}, **kw).usable  # type: ignore[arg-type]
+    assert post.JsonPost("http://10.0.0.1/v1/chat/completions", {}, **kw).usable  # type: ignore[arg-type]
