@@ -433,8 +433,11 @@ class OpenAICompatible:
                     extra = params.get("extra_body") or {}
                     # As the SDK sends it: extra_body's fields at the top level, overriding the others.
                     body = post.encode_body({**{k: v for k, v in params.items() if k != "extra_body"}, **extra})
-                data, content_type = await replica.post.send(body, deadline)
-                return parse_body(data, content_type, replica.url)
+                try:
+                    data, content_type = await replica.post.send(body, deadline)
+                    return parse_body(data, content_type, replica.url)
+                except post.Redirected:
+                    pass  # the SDK's client follows redirects (its rules, its limits): this attempt goes that way
             create = replica.client.chat.completions.with_streaming_response.create
             async with asyncio.timeout_at(deadline), create(
                 **params, timeout=self._timeout(deadline, wait_whole=True)

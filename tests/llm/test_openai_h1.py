@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
+import os
+import socket
 import ssl
+import struct
 import subprocess
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,7 +49,8 @@ class RawServer:
     """Answers the n-th request (over any connection) with ``script[n]``: raw bytes, or `CLOSE`.
 
     ``after`` maps a request number to bytes written a moment after its answer (unasked-for bytes).
-    Each script item may end with ``close=True`` by being a tuple ``(bytes, "close")``.
+    An item ``(bytes, how)`` then closes the connection: ``"close"`` at once, ``"reset"`` with a TCP reset,
+    ``"wait S"`` after waiting S seconds before writing.
     """
 
     def __init__(self, script: list[bytes | tuple[bytes, str]], after: dict[int, bytes] | None = None) -> None:
@@ -69,9 +75,17 @@ class RawServer:
                 n = self.requests
                 self.requests += 1
                 item = self.script[n] if n < len(self.script) else CLOSE
-                data, close = (item[0], True) if isinstance(item, tuple) else (item, item == CLOSE)
+                data, how = item if isinstance(item, tuple) else (item, "close" if item == CLOSE else "")
+                close = how != ""
+                if how.startswith("wait "):
+                    await asyncio.sleep(float(how.split()[1]))
                 writer.write(data)
                 await writer.drain()
+                if how == "reset":  # end with a TCP reset, not an orderly close
+                    sock = writer.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    writer.transport.abort()
+                    break
                 if n in self.after:
                     await asyncio.sleep(0.05)
                     writer.write(self.after[n])
@@ -119,12 +133,22 @@ async def test_a_reply_that_is_not_http_is_one_error() -> None:
             await texts(url, 1, max_retries=0)
 
 
-async def test_a_kept_alive_connection_closed_as_it_is_reused_is_replaced_without_a_retry() -> None:
+async def test_a_kept_alive_connection_closed_at_once_as_it_is_reused_gets_the_request_again() -> None:
     # The keep-alive race: the server drops the idle connection just as the next request is written on it.
     srv = RawServer([reply_bytes("first"), CLOSE, reply_bytes("second")])
     async with srv.running() as url:
         assert await texts(url, 2, max_retries=0) == ["first", "second"]
     assert srv.requests == 3 and srv.connections == 2
+
+
+async def test_a_reused_connection_closed_after_a_while_is_an_error_without_retries() -> None:
+    # Closed 0.7 s after the request, without a reply: the server may have worked on it; not sent again.
+    srv = RawServer([reply_bytes("first"), (b"", "wait 0.7"), reply_bytes("never asked")])
+    async with srv.running() as url, OpenAICompatible("qwen", url, max_retries=0) as m:
+        assert (await m.complete(REQ)).text == "first"
+        with pytest.raises(ModelError, match=r"cannot reach the model server at .*closed the connection"):
+            await m.complete(REQ)
+    assert srv.requests == 2
 
 
 async def test_a_new_connection_closed_before_a_reply_is_an_error_without_retries() -> None:
@@ -234,3 +258,133 @@ def test_https_through_a_proxy_is_left_to_the_sdk(proxy_env: Callable[[str], Non
     kw: dict[str, object] = {"max_bytes": 10, "connect_timeout": 1.0, "idle_timeout": 1.0, "where": "x"}
     assert not post.JsonPost("https://10.0.0.1/v1/chat/completions", {}, **kw).usable  # type: ignore[arg-type]
     assert post.JsonPost("http://10.0.0.1/v1/chat/completions", {}, **kw).usable  # type: ignore[arg-type]
+
+
+async def test_a_server_gone_between_two_requests_is_a_model_error() -> None:
+    # The idle connection is stale and the new one is refused: one ModelError, not an OSError.
+    srv = RawServer([reply_bytes("one")])
+    async with OpenAICompatible("qwen", "http://127.0.0.1:1/v1", max_retries=0) as m:
+        async with srv.running() as url:
+            m = OpenAICompatible("qwen", url, max_retries=0)
+            assert (await m.complete(REQ)).text == "one"
+        await asyncio.sleep(0.05)
+        with pytest.raises(ModelError, match=r"cannot reach the model server at .*ConnectionRefusedError"):
+            await m.complete(REQ)
+        await m.aclose()
+
+
+async def test_a_host_name_that_cannot_be_looked_up_is_a_model_error() -> None:
+    async with OpenAICompatible("qwen", "http://" + "a" * 64 + ".example/v1", max_retries=0) as m:
+        with pytest.raises(ModelError, match=r"cannot reach the model server at "):
+            await m.complete(REQ)
+
+
+def test_the_request_line_and_host_are_encoded(proxy_env: Callable[[str], None]) -> None:
+    kw: dict[str, object] = {"max_bytes": 10, "connect_timeout": 1.0, "idle_timeout": 1.0, "where": "x"}
+    head = post.JsonPost("http://例え.jp:8000/my models/v1/chat/completions?a=1#frag", {}, **kw)._head  # type: ignore[arg-type]
+    assert head.startswith(b"POST /my%20models/v1/chat/completions?a=1 HTTP/1.1\r\nHost: xn--r8jz45g.jp:8000\r\n")
+    head = post.JsonPost("http://[::1]/v1/chat/completions", {}, **kw)._head  # type: ignore[arg-type]
+    assert b"\r\nHost: [::1]\r\n" in head
+    proxy_env("http://127.0.0.1:3128")
+    head = post.JsonPost("http://u:pw@10.0.0.1:8000/v1/chat/completions#f", {}, **kw)._head  # type: ignore[arg-type]
+    assert head.startswith(b"POST http://10.0.0.1:8000/v1/chat/completions HTTP/1.1\r\n") and b"pw" not in head
+
+
+async def test_headers_past_the_limit_are_refused() -> None:
+    srv = RawServer([(b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * 200_000, "wait 0")])
+    async with srv.running() as url:
+        with pytest.raises(ModelError, match=r"sent more than 65536 bytes of reply headers"):
+            await texts(url, 1, max_retries=0)
+
+
+async def test_a_partial_reply_glued_after_a_whole_one_is_not_read_as_the_next() -> None:
+    glued = reply_bytes("one") + b"HTTP/1.1 503 Glued\r\nx-a: "
+    srv = RawServer([glued, reply_bytes("two")])
+    async with srv.running() as url:
+        assert await texts(url, 2, max_retries=0) == ["one", "two"]
+    assert srv.connections == 2
+
+
+async def test_a_reset_inside_a_body_ended_by_closing_is_a_broken_reply() -> None:
+    cut = reply_bytes("never whole", head="HTTP/1.0 200 OK", length=False)[:-10]
+    srv = RawServer([(cut, "reset"), reply_bytes("retried")])
+    async with srv.running() as url:
+        with pytest.raises(ModelError, match=r"broke mid-reply"):
+            await texts(url, 1, max_retries=0)
+        assert await texts(url, 1, max_retries=1) == ["retried"]
+
+
+async def test_an_unreadable_chunk_is_a_broken_reply() -> None:
+    bad = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"
+    srv = RawServer([(bad, "wait 0")])
+    async with srv.running() as url:
+        with pytest.raises(ModelError, match=r"broke mid-reply \(unreadable HTTP reply"):
+            await texts(url, 1, max_retries=0)
+
+
+async def test_a_redirect_is_followed_by_the_sdk_path() -> None:
+    moved = {"/v1/chat/completions": Reply(307, {}, headers={"location": "/v2/chat/completions"})}
+    async with StubServer([Reply(body=chat_body("moved"))], routes=moved) as srv:
+        assert await texts(srv.base_url, 1, max_retries=0) == ["moved"]
+    # The fast path met the redirect and left the attempt to the SDK's client, which followed it.
+    assert [path for path, _ in srv.route_hits] == ["/v1/chat/completions"] * 2
+    assert srv.targets == ["/v2/chat/completions"]
+
+
+async def test_aclose_ends_a_request_in_flight_at_once() -> None:
+    async with StubServer([Reply(body=chat_body("late"), delay=30)]) as srv:
+        m = OpenAICompatible("qwen", srv.base_url)
+        task = asyncio.create_task(m.complete(REQ))
+        for _ in range(200):
+            if srv.requests:
+                break
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        await m.aclose()
+        with pytest.raises(ModelError, match=r"was closed \(aclose\)"):
+            await task
+        assert time.perf_counter() - start < 2
+
+
+async def test_waiting_for_a_place_is_in_order_and_survives_a_cancelled_waiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(post, "MAX_CONNECTIONS", 1)
+    async with StubServer([], default=Reply(body=chat_body("ok"), delay=0.05)) as srv, \
+            OpenAICompatible("qwen", srv.base_url, timeout=10) as m:
+        tasks = [asyncio.create_task(m.complete(REQ)) for _ in range(5)]
+        await asyncio.sleep(0.02)
+        tasks[2].cancel()  # waiting for the one connection
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["Completion", "Completion", "CancelledError", "Completion",
+                                                   "Completion"]
+    assert srv.connections == 1 and len(srv.requests) == 4
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_model_used_from_loop_after_loop_leaves_no_connection_open() -> None:
+    from tests.llm.test_openai_post import StubThread
+
+    with StubThread([]) as srv:
+        srv.default = Reply(body=chat_body("ok"))
+        m = OpenAICompatible("qwen", srv.base_url)
+
+        async def one() -> str:
+            return (await m.complete(REQ)).text
+
+        asyncio.run(one())
+        gc.collect()
+        before = _fds()
+        gc.disable()  # the peer sees each old connection closed without the cycle collector's help
+        try:
+            for _ in range(5):
+                assert asyncio.run(one()) == "ok"
+            time.sleep(0.1)
+            assert len(srv._tasks) == 1  # only the last loop's connection is still served
+        finally:
+            gc.enable()
+        gc.collect()  # asyncio's transports are cyclic: their sockets are freed by the collector
+        after = _fds()
+        asyncio.run(m.aclose())
+    assert after <= before

@@ -8,7 +8,8 @@ uses it) inside ``data_received``: a small reply that arrives in one segment wak
 
 A `Connection` carries one request at a time and records what the reply did (`Connection.failure`) rather
 than raising from the parser's callbacks; `JsonPost` turns that into its errors. `Pool` keeps the idle
-connections of one origin (or proxy) and opens new ones up to a limit.
+connections of one origin (or proxy), opens new ones up to a limit and hands freed ones to waiting
+requests in order.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import socket
 import ssl
 from typing import Any
 
 import httptools
+
+MAX_HEAD_BYTES = 64 * 1024
+"""Most bytes of a reply's status line and headers (interim replies included) before it is refused."""
+
+
+class PoolClosed(OSError):
+    """The pool was closed (`JsonPost.aclose`) before or while a request used it."""
 
 
 class Connection(asyncio.Protocol):
@@ -35,15 +44,18 @@ class Connection(asyncio.Protocol):
         self.max_bytes = max_bytes
         self.pool = pool
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: Any = httptools.HttpResponseParser(self)
         self.lost = False
         self.busy = False
+        self.sent_at = 0.0
+        self.lost_at = 0.0
         self.waiter: asyncio.Future[None] | None = None
         self._reset()
 
     def _reset(self) -> None:
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
+        self.head_bytes = 0
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
@@ -58,8 +70,8 @@ class Connection(asyncio.Protocol):
     # --------------------------------------------------------------------------- for JsonPost
 
     @property
-    def usable(self) -> bool:
-        """Open, idle and in a clean state: a next request may be sent on it."""
+    def open(self) -> bool:
+        """The connection is up (neither side has closed it)."""
         return not self.lost and self.transport is not None and not self.transport.is_closing()
 
     def begin(self, data: bytes) -> None:
@@ -67,6 +79,7 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         self._reset()
         self.busy = True
+        self.sent_at = asyncio.get_running_loop().time()
         self.transport.write(data)
 
     async def wait(self) -> None:
@@ -92,18 +105,37 @@ class Connection(asyncio.Protocol):
     def finish(self) -> bool:
         """After a whole reply: whether the connection may carry another request (else it is closed)."""
         self.busy = False
-        again = self.usable and self.failure is None and self.keep_alive
+        again = self.open and self.failure is None and self.keep_alive
         if not again:
             self.close()
         return again
 
-    def close(self) -> None:
-        """Close at once (abort): unsent bytes and an unread reply are dropped."""
+    def close(self, why: str = "the connection was closed by the client") -> None:
+        """Close at once (abort): unsent bytes and an unread reply are dropped.
+
+        A request still waiting on the connection ends with failure ``"closed"`` (``why``).
+        """
+        if self.busy and not self.complete and self.failure is None:
+            self.failure, self.why = ("broken" if self.headers_done else "closed"), why
+            with contextlib.suppress(RuntimeError):  # a waiter in a closed loop: nothing to wake
+                self._wake()
         self.busy = False
-        if self.transport is not None and not self.lost:
-            # With its event loop closed, abort cannot schedule the close: the socket closes when freed.
-            with contextlib.suppress(RuntimeError):
-                self.transport.abort()
+        transport = self.transport
+        if transport is None or self.lost:
+            return
+        try:
+            transport.abort()
+        except RuntimeError:
+            # Its event loop is closed, so the close cannot be scheduled: end the TCP connection now and
+            # drop this side's references, so the transport is freed (and its socket closed) at once.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self.lost = True
+            self.transport = None
+            self.parser = None
+            self.pool.lost(self)
 
     # ------------------------------------------------------------------------ asyncio.Protocol
 
@@ -124,7 +156,13 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail("not_http", "the server switched protocols")
         except httptools.HttpParserError as err:
-            self._fail("not_http", f"unreadable HTTP reply ({err})")
+            self._fail("broken" if self.headers_done else "not_http", f"unreadable HTTP reply ({err})")
+        if not self.headers_done and self.failure is None:
+            # llhttp keeps an unfinished header in memory: the head's bytes so far are bounded here
+            # (one read is at most 256 KiB, so that is the most it can hold past the limit).
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self._fail("head_too_large", "")
         self._wake()
 
     def eof_received(self) -> bool:
@@ -132,9 +170,10 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.lost_at = asyncio.get_running_loop().time()
         if self.busy and not self.complete and self.failure is None:
-            if self.headers_done and self.length is None and not self.chunked:
-                self.complete = True  # a body delimited by the connection's end (HTTP/1.0 style)
+            if self.headers_done and self.length is None and not self.chunked and exc is None:
+                self.complete = True  # a body delimited by the connection's orderly end (HTTP/1.0 style)
             else:
                 why = f"{type(exc).__name__}: {exc}" if exc is not None else "the server closed the connection"
                 self._fail("broken" if self.headers_done else "closed", why)
@@ -143,12 +182,17 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------------- httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second reply in the same bytes: not asked for
+            self.keep_alive = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.complete:
+            return
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        if self.complete:  # a second reply in the same bytes: not asked for
-            self.keep_alive = False
+        if self.complete:
             return
         self.status = self.parser.get_status_code()
         if 100 <= self.status < 200:
@@ -206,12 +250,15 @@ class Connection(asyncio.Protocol):
 class Pool:
     """The connections to one host and port: idle ones reused newest first, at most ``limit`` open.
 
+    A request that finds ``limit`` connections busy waits its turn: a connection freed by a finished
+    request goes to the longest-waiting one, and a lost connection's place lets it open a new one.
+
     Args:
         host: Host to connect to (the proxy's, with a proxy).
         port: Its port.
         tls: The TLS context, or ``None`` for plain TCP.
         max_bytes: Passed to each `Connection`.
-        limit: Most connections open (and opening) at once; further requests wait for one.
+        limit: Most connections open (and opening) at once.
     """
 
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, max_bytes: int, limit: int) -> None:
@@ -223,70 +270,124 @@ class Pool:
         self.idle: list[Connection] = []
         self.open: set[Connection] = set()
         self.opening = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.closed = False
+        self._waiters: collections.deque[asyncio.Future[Connection | None]] = collections.deque()
 
-    async def acquire(self) -> tuple[Connection, bool]:
-        """A connection (an idle one if any) and whether it was reused.
-
-        The caller bounds the wait (connecting, or waiting for a free slot) with its own timeout.
-
-        Raises:
-            OSError: The connection could not be made (refused, unreachable, TLS failure).
-        """
+    def take_idle(self) -> Connection | None:
+        """An idle connection still open, if any and nobody is waiting for one (no timer needed)."""
+        if self._waiters:
+            return None
         while self.idle:
             conn = self.idle.pop()
-            if conn.usable:
-                return conn, True
+            if conn.open:
+                return conn
             conn.close()
-        while len(self.open) + self.opening >= self.limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_one()  # it was woken as it was cancelled: the turn passes to the next
-                raise
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-            while self.idle:
-                conn = self.idle.pop()
-                if conn.usable:
-                    return conn, True
-                conn.close()
-        self.opening += 1
+        return None
+
+    async def acquire(self, connect_timeout: float | None, *, fresh: bool = False) -> tuple[Connection, bool]:
+        """A connection (an idle one if any) and whether it was reused.
+
+        Args:
+            connect_timeout: Seconds allowed to open a new connection (``None``: the caller's own limit);
+                waiting for a free place is bounded only by the caller.
+            fresh: Do not take an idle connection (one just proved stale).
+
+        Raises:
+            OSError: The connection could not be made (refused, unreachable, TLS failure), or the pool
+                was closed (`PoolClosed`).
+            ValueError: The host name cannot be looked up as given (an invalid label).
+            TimeoutError: ``connect_timeout`` passed while connecting.
+        """
+        if self.closed:
+            raise PoolClosed("the connection pool was closed")
+        conn = None if fresh else self.take_idle()
+        if conn is not None:
+            return conn, True
+        reserved = False
+        if self._waiters or len(self.open) + self.opening >= self.limit:
+            handed = await self._wait_turn()
+            if handed is not None:
+                return handed, True
+            reserved = True  # a place was freed for this request: `lost` counted it in `opening`
+        if not reserved:
+            self.opening += 1
+        made = False
         try:
             loop = asyncio.get_running_loop()
-            _, conn = await loop.create_connection(
-                lambda: Connection(self.max_bytes, self), self.host, self.port, ssl=self.tls,
-                server_hostname=self.host if self.tls is not None else None)
+            async with asyncio.timeout(connect_timeout):
+                _, conn = await loop.create_connection(
+                    lambda: Connection(self.max_bytes, self), self.host, self.port, ssl=self.tls,
+                    server_hostname=self.host if self.tls is not None else None)
+            made = not conn.lost and not self.closed
         finally:
             self.opening -= 1
-            self._wake_one()
+            if not made:
+                self._free_place()  # this request's place goes to the next in line
+        if not made:  # lost before it could be used, or the pool closed meanwhile
+            conn.close()
+            raise PoolClosed("the connection pool was closed") if self.closed else ConnectionResetError(
+                "the server closed the connection at once")
         self.open.add(conn)
         return conn, False
 
+    async def _wait_turn(self) -> Connection | None:
+        """Wait for a freed connection (returned) or a free place (``None``, already reserved)."""
+        waiter: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Handed something as it was cancelled: the turn passes to the next in line.
+                handed = waiter.result()
+                if handed is not None:
+                    self.release(handed)
+                else:
+                    self.opening -= 1
+                    self._free_place()
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
     def release(self, conn: Connection) -> None:
-        """Take back a connection after its request: kept for the next one if it can carry it."""
-        if conn.finish():
-            self.idle.append(conn)
-            self._wake_one()
-
-    def lost(self, conn: Connection) -> None:
-        """A connection ended (closed by either side)."""
-        self.open.discard(conn)
-        self._wake_one()
-
-    def close(self) -> None:
-        """Close every connection, idle or busy."""
-        for conn in list(self.open):
+        """Take back a connection after its request: to the next waiting request, or kept idle."""
+        if self.closed:
             conn.close()
-        self.idle.clear()
-
-    def _wake_one(self) -> None:
+            return
+        if not conn.finish():
+            return  # closed: `lost` frees its place when the close completes
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
+                waiter.set_result(conn)
+                return
+        self.idle.append(conn)
+
+    def lost(self, conn: Connection) -> None:
+        """A connection ended (closed by either side): its place goes to a waiting request."""
+        if conn in self.open:
+            self.open.discard(conn)
+            self._free_place()
+
+    def _free_place(self) -> None:
+        if self.closed:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.opening += 1  # reserved for that request, which opens the connection
                 waiter.set_result(None)
                 return
+
+    def close(self) -> None:
+        """Close every connection, idle or busy; requests waiting for a place fail with `PoolClosed`."""
+        self.closed = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(PoolClosed("the connection pool was closed"))
+        self._waiters.clear()
+        for conn in list(self.open):
+            conn.close("the model client was closed")
+        self.open.clear()
+        self.idle.clear()

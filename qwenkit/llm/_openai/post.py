@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import ssl
 import weakref
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -42,6 +41,12 @@ MAX_CONNECTIONS = 1000
 """Connections one `JsonPost` keeps open at most (the SDK path's pool allows as many)."""
 
 USER_AGENT = f"qwenkit/{__version__}"
+
+RACE_WINDOW = 0.5
+"""Seconds within which a reused connection closed without a reply counts as closed before the request
+arrived (the server's keep-alive timeout met the request), so the request is sent again once."""
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class PostError(Exception):
@@ -70,6 +75,22 @@ class BrokenReply(PostError):
     def __init__(self, why: str) -> None:
         super().__init__(why)
         self.why = why
+
+
+class Redirected(PostError):
+    """The server answered with a redirect (301, 302, 303, 307, 308 and a ``Location``): not followed here.
+
+    Attributes:
+        status: The HTTP status.
+        location: Where it points.
+    """
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(f"HTTP {status}: redirected to {location[:200]}")
+        self.status = status
+        self.location = location
 
 
 class Stalled(PostError):
@@ -159,24 +180,29 @@ class JsonPost:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self.proxy = env_proxy(url)
-        parts = urlsplit(url)
-        self.scheme = parts.scheme
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        sent = {"Host": parts.netloc.rpartition("@")[2], **headers,
+        self._closed = False
+        parsed = httpx2.URL(url)  # percent-encodes the path, IDNA-encodes the host, drops any fragment
+        self.scheme = parsed.scheme
+        host = parsed.raw_host.decode("ascii")
+        authority = (f"[{host}]" if ":" in host else host) + (f":{parsed.port}" if parsed.port else "")
+        target = parsed.raw_path.decode("ascii")
+        sent = {"Host": authority, **headers,
                 "Content-Type": "application/json", "Accept": "application/json",
                 # Asked for identity: a compressed body would make the byte cap meaningless.
                 "Accept-Encoding": "identity", "User-Agent": USER_AGENT}
-        dest = parts
+        dest = (host, parsed.port or (443 if parsed.scheme == "https" else 80), parsed.scheme == "https")
         if self.proxy is not None:
-            dest = urlsplit(self.proxy)
-            target = url  # a plain-HTTP proxy is sent the whole URL (absolute form)
-            if dest.username is not None:
-                token = base64.b64encode(f"{unquote(dest.username)}:{unquote(dest.password or '')}".encode())
+            proxy = urlsplit(self.proxy)
+            # A plain-HTTP proxy is sent the whole URL (absolute form), without the URL's own credentials.
+            target = f"{parsed.scheme}://{authority}{target}"
+            if proxy.username is not None:
+                token = base64.b64encode(f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode())
                 sent["Proxy-Authorization"] = f"Basic {token.decode()}"
+            dest = (proxy.hostname or "", proxy.port or (443 if proxy.scheme == "https" else 80),
+                    proxy.scheme == "https")
         self._head = "".join([f"POST {target} HTTP/1.1\r\n", *(f"{k}: {v}\r\n" for k, v in sent.items()),
                               "Content-Length: "]).encode("latin-1")
-        self._origin = (dest.hostname or "", dest.port or (443 if dest.scheme == "https" else 80),
-                        dest.scheme == "https")
+        self._origin = dest
         self._pool: h1.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._held: list[h1.Pool] = []
@@ -193,6 +219,8 @@ class JsonPost:
         return self.proxy is None or (self.scheme == "http" and urlsplit(self.proxy).scheme in ("http", "https"))
 
     def _pool_now(self) -> h1.Pool:
+        if self._closed:
+            raise ModelError(f"the model client for {self.where} was closed (aclose) and cannot be used")
         loop = asyncio.get_running_loop()
         pool = self._pool
         if pool is not None and self._loop is loop:
@@ -207,21 +235,19 @@ class JsonPost:
         self._held.append(pool)
         return pool
 
-    async def _connect(self, pool: h1.Pool, deadline: float) -> tuple[h1.Connection, bool]:
+    async def _connect(self, pool: h1.Pool, deadline: float, *, fresh: bool = False) -> tuple[h1.Connection, bool]:
         """A pooled connection, or a new one within the connect timeout (bounded by the deadline too)."""
-        if pool.idle:  # the usual case: no timer needed
-            return await pool.acquire()
+        conn = None if fresh else pool.take_idle()
+        if conn is not None:  # the usual case: no timer needed
+            return conn, True
         loop = asyncio.get_running_loop()
+        # Past the deadline the caller's own limit ends the wait, as the deadline's TimeoutError.
+        timeout = self.connect_timeout if loop.time() + self.connect_timeout < deadline else None
         try:
-            if loop.time() + self.connect_timeout >= deadline:
-                return await pool.acquire()  # the deadline (the caller's limit) comes first
-            async with asyncio.timeout(self.connect_timeout):
-                return await pool.acquire()
-        except TimeoutError:
-            if loop.time() >= deadline:
-                raise
+            return await pool.acquire(timeout, fresh=fresh)
+        except TimeoutError:  # only the connect timeout's: the deadline's is a cancellation here
             raise ConnectionFailed("no connection in time", timed_out=True) from None
-        except (OSError, ssl.SSLError) as err:
+        except (OSError, ValueError) as err:  # ValueError: a host name that cannot be looked up as given
             raise ConnectionFailed(f"{type(err).__name__}: {err}") from err
 
     async def send(self, body: bytes, deadline: float) -> tuple[bytes, str]:
@@ -236,7 +262,8 @@ class JsonPost:
             ConnectionFailed: No reply was started (retryable).
             BrokenReply: The connection broke mid-reply (retryable).
             Stalled: The reply stopped for ``idle_timeout`` (not retryable).
-            StatusError: An HTTP error status (retryable for 429 and 5xx).
+            StatusError: An HTTP error status (retryable for 429 and 5xx), or a redirect without a place.
+            Redirected: A redirect (the caller may follow it another way).
             ModelError: The reply is larger than ``max_bytes`` or compressed.
         """
         pool = self._pool_now()
@@ -250,10 +277,12 @@ class JsonPost:
                 try:
                     conn.begin(request)
                     await conn.wait()
-                    if conn.failure == "closed" and reused and not conn.started:
-                        # A kept-alive connection the server had closed as it was reused (a keep-alive
-                        # timeout race): the request never reached it, so it goes once on a new connection.
-                        conn, _ = await self._connect(pool, deadline)
+                    if (conn.failure == "closed" and reused and not conn.started and conn.lost
+                            and conn.lost_at - conn.sent_at < RACE_WINDOW):
+                        # A kept-alive connection the server closed as it was reused (its keep-alive
+                        # timeout): closed at once, without a byte of reply, the request was not worked
+                        # on, so it is sent once more, on a new connection.
+                        conn, _ = await self._connect(pool, deadline, fresh=True)
                         conn.begin(request)
                         await conn.wait()
                     while not conn.complete and conn.failure is None:
@@ -269,13 +298,15 @@ class JsonPost:
                     raise
                 if conn.failure is not None:
                     raise self._failed(conn)
-                data = conn.body()
-                status = conn.status
+                data, status, raw_headers = conn.body(), conn.status, conn.headers
+                content_type = conn.header(b"content-type") or ""
                 pool.release(conn)
-                if status >= 400:
-                    headers = httpx2.Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in conn.headers])
+                if status >= 300 and status not in (304,):
+                    headers = httpx2.Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers])
+                    if status in REDIRECTS and "location" in headers:
+                        raise Redirected(status, headers.get("location", ""))
                     raise StatusError(status, headers, server_message(status, data))
-                return data, conn.header(b"content-type") or ""
+                return data, content_type
         except TimeoutError:
             if limit.expired() and idle_end < deadline and loop.time() < deadline:
                 raise Stalled(f"nothing for {self.idle_timeout:g} s") from None
@@ -284,6 +315,9 @@ class JsonPost:
     def _failed(self, conn: h1.Connection) -> Exception:
         if conn.failure == "too_large":
             return self._too_large()
+        if conn.failure == "head_too_large":
+            return ModelError(f"the model server at {self.where} sent more than {h1.MAX_HEAD_BYTES} bytes of "
+                              "reply headers; the rest was not read")
         if conn.failure == "encoding":
             return ModelError(f"the model server at {self.where} sent a compressed reply "
                               f"(content-encoding: {conn.why[:40]}) though none was asked for")
@@ -296,7 +330,8 @@ class JsonPost:
                           "bytes; the rest was not read")
 
     async def aclose(self) -> None:
-        """Close the connection pool. Idempotent."""
+        """Close the connection pool, requests in flight included. Idempotent; no request may follow."""
+        self._closed = True
         self._pool = None
         _abandon(self._held)
         await asyncio.sleep(0)  # the transports' closing runs now, not after the caller's loop ends
