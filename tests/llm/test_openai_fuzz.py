@@ -1,10 +1,13 @@
 """Fuzz the OpenAI reply readers: random bytes, random JSON and random text (lone surrogates included).
 
-Each example must end as a `Completion` that encodes as UTF-8 or as a `ModelError`; nothing else.
+Each example must end as a `Completion` that encodes as UTF-8 or as a `ModelError`; nothing else. The fast
+path's HTTP framing, fed random bytes, must end as a whole reply or a named failure.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -99,3 +102,59 @@ def test_sse_framing_of_random_bytes_keeps_every_data_byte_in_order(parts: list[
     for e in events:
         for line in e.split(b"\n"):
             assert line in whole
+
+
+class _Transport:
+    """Stands in for a socket transport under `h1.Connection`: records writes, closes on abort."""
+
+    def __init__(self) -> None:
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+HEADS = [b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+         b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.0 200 OK\r\n\r\n",
+         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", b"HTTP/1.1 500 X\r\ncontent-length: 0\r\n\r\n"]
+KINDS = {"too_large", "head_too_large", "encoding", "not_http", "broken", "closed"}
+
+
+@settings(MANY, max_examples=3_000)  # an event loop per example: 10,000 took 22 s on the loaded machine
+@given(st.sampled_from(HEADS), st.binary(max_size=300), st.lists(st.integers(0, 400), max_size=6), st.booleans())
+def test_random_reply_bytes_end_as_a_reply_or_a_failure(head: bytes, tail: bytes, cuts: list[int],
+                                                         reset: bool) -> None:
+    # The HTTP framing (`h1.Connection` on llhttp) fed any bytes, in any pieces, then the connection's end:
+    # a whole reply within the cap, or one of the named failures; never an exception.
+    from qwenkit.llm._openai import h1
+
+    data = head + tail
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+    async def scenario() -> h1.Connection:
+        conn = h1.Connection(64, h1.Pool("127.0.0.1", 1, None, 64, 1))
+        transport = _Transport()
+        conn.connection_made(transport)
+        conn.begin(b"POST / HTTP/1.1\r\n\r\n")
+        for piece in pieces:
+            if transport.closing:  # an aborted transport delivers nothing more
+                break
+            conn.data_received(piece)
+        conn.connection_lost(ConnectionResetError("reset") if reset else None)
+        return conn
+
+    conn = asyncio.run(scenario())
+    assert conn.complete != (conn.failure is not None)
+    assert conn.failure is None or conn.failure in KINDS
+    if conn.complete:
+        assert conn.status >= 200 and len(conn.body()) <= 64
