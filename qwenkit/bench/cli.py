@@ -98,6 +98,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--categories", default="simple_python,multiple,parallel,parallel_multiple,irrelevance",
                    help="comma-separated BFCL categories or groups: all, single_turn, non_live, live, multi_turn, "
                         "python, non_python, or single names")
+    p.add_argument("--ids", help="only these records (comma-separated ids, e.g. multi_turn_base_100), of the "
+                                 "categories given")
     p.add_argument("--mode", choices=("fc", "prompt"), default="fc",
                    help="fc: the chosen qwenkit format (default); prompt: BFCL's own prompt-mode system prompt "
                         "and decoding (pythonic)")
@@ -291,9 +293,17 @@ def _bfcl(args: argparse.Namespace) -> int:
     if any(c in MULTI_TURN or c in ("simple_java", "simple_javascript") for c in categories):
         package_root(data_dir)  # one line saying how to fetch the wheel, before any request
     with _hints({MissingData: _BFCL_DATA_HINT}):
+        ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
+        if args.ids is not None and not ids:
+            raise ConfigError("--ids names no record.")
         task = BfclTask(model, args.format, data_dir, categories, sampling=_sampling(args), limit=args.limit,
-                        mode=args.mode)
-        task.records()  # read the data now: a bad file is reported before any request
+                        mode=args.mode, ids=ids)
+        found = {r.id for r in task.records()}  # read the data now: a bad file is reported before any request
+    unknown = sorted(set(ids or ()) - found)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise ConfigError(f"--ids: no record {shown} in the categories {', '.join(categories)}"
+                          + (f" (within the first {args.limit} of each)" if args.limit else "") + ".")
     return _run(args, task, "bfcl", Console(), model)
 
 

@@ -63,7 +63,9 @@ def llama_server() -> Iterator[tuple[str, str]]:
     log = tempfile.TemporaryFile()  # noqa: SIM115 - not a pipe: llama.cpp logs enough to fill one and block
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "qwen-test",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192"],
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192",
+         # llama-cpp-python's default is half the cores: one thread on a 2-core CI machine.
+         "--n_threads", str(os.cpu_count() or 1)],
         stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"

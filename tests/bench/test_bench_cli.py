@@ -100,6 +100,19 @@ def test_whole_bfcl_run_against_a_stub_server_then_resume(bfcl_dir: Path, tmp_pa
     assert code == 2 and "another configuration" in msg and "sampling" in msg
 
 
+def test_ids_run_only_the_named_records(bfcl_dir: Path, tmp_path: Path, stub: str) -> None:
+    argv = ["bench", "bfcl", "--base-url", stub, "--model", "stub", "--data-dir", str(bfcl_dir), "--no-progress",
+            "--categories", "simple_python,irrelevance", "--format", "nous"]
+    assert run_cli([*argv, "--out", str(tmp_path / "a"), "--ids", "simple_python_3, irrelevance_1"]) == (0, "")
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["records"] == 2 and report["config"]["ids"] == ["irrelevance_1", "simple_python_3"]
+    code, msg = run_cli([*argv, "--out", str(tmp_path / "b"), "--ids", "simple_python_3,simple_python_99999,x"])
+    assert code == 2 and msg == ("--ids: no record simple_python_99999, x in the categories simple_python, "
+                                 "irrelevance.")
+    code, msg = run_cli([*argv, "--out", str(tmp_path / "c"), "--ids", " , "])
+    assert code == 2 and msg == "--ids names no record."
+
+
 def test_auto_format_falls_back_to_nous_where_the_server_shows_no_template(
     bfcl_dir: Path, tmp_path: Path, stub: str,
 ) -> None:
