@@ -388,3 +388,24 @@ def test_a_model_used_from_loop_after_loop_leaves_no_connection_open() -> None:
         after = _fds()
         asyncio.run(m.aclose())
     assert after <= before
+
+
+def test_a_loop_closed_with_a_request_waiting_for_a_place_leaves_the_model_usable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.llm.test_openai_post import StubThread
+
+    monkeypatch.setattr(post, "MAX_CONNECTIONS", 1)
+    with StubThread([]) as srv:
+        srv.default = Reply(body=chat_body("ok"), delay=0.3)
+        m = OpenAICompatible("qwen", srv.base_url)
+        old = asyncio.new_event_loop()
+        busy = old.create_task(m.complete(REQ))  # holds the one connection
+        waiting = old.create_task(m.complete(REQ))  # waits for a place
+        old.run_until_complete(asyncio.sleep(0.1))
+        assert not busy.done() and not waiting.done()
+        old.close()  # closed as it is, tasks pending (a script's loop dropped mid-run)
+        assert asyncio.run(m.complete(REQ)).text == "ok"  # a new pool in the new loop
+        assert asyncio.run(m.complete(REQ)).text == "ok"
+        asyncio.run(m.aclose())
+        del busy, waiting
+        gc.collect()

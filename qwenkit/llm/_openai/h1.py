@@ -298,17 +298,27 @@ class Pool:
             ValueError: The host name cannot be looked up as given (an invalid label).
             TimeoutError: ``connect_timeout`` passed while connecting.
         """
-        if self.closed:
-            raise PoolClosed("the connection pool was closed")
-        conn = None if fresh else self.take_idle()
-        if conn is not None:
-            return conn, True
-        reserved = False
-        if self._waiters or len(self.open) + self.opening >= self.limit:
-            handed = await self._wait_turn()
-            if handed is not None:
-                return handed, True
-            reserved = True  # a place was freed for this request: `lost` counted it in `opening`
+        while True:
+            if self.closed:
+                raise PoolClosed("the connection pool was closed")
+            conn = None if fresh else self.take_idle()
+            if conn is not None:
+                return conn, True
+            reserved = False
+            if self._waiters or len(self.open) + self.opening >= self.limit:
+                if fresh and self.idle:
+                    self.idle.pop().close()  # room for the new connection: its place frees when it is lost
+                handed = await self._wait_turn()
+                if handed is not None:
+                    if handed.open and not self.closed:
+                        return handed, True
+                    handed.close()  # lost before this request could use it: its place is freed; wait again
+                    continue
+                reserved = True  # a place was freed for this request: `_free_place` counted it in `opening`
+                if self.closed:
+                    self.opening -= 1
+                    raise PoolClosed("the connection pool was closed")
+            break
         if not reserved:
             self.opening += 1
         made = False
@@ -383,11 +393,12 @@ class Pool:
     def close(self) -> None:
         """Close every connection, idle or busy; requests waiting for a place fail with `PoolClosed`."""
         self.closed = True
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_exception(PoolClosed("the connection pool was closed"))
-        self._waiters.clear()
         for conn in list(self.open):
             conn.close("the model client was closed")
         self.open.clear()
         self.idle.clear()
+        for waiter in self._waiters:
+            if not waiter.done():
+                with contextlib.suppress(RuntimeError):  # a waiter in a closed loop: nobody to tell
+                    waiter.set_exception(PoolClosed("the connection pool was closed"))
+        self._waiters.clear()

@@ -226,7 +226,9 @@ class JsonPost:
         if pool is not None and self._loop is loop:
             return pool
         if pool is not None:  # made in another (likely finished) loop: its connections cannot be used here
-            self._held.remove(pool)
+            self._pool = None
+            if pool in self._held:
+                self._held.remove(pool)
             _abandon([pool])
         host, port, secure = self._origin
         tls = httpx2.create_ssl_context() if secure else None  # the SDK path's trust store
