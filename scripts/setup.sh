@@ -16,9 +16,9 @@ done
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages: bubblewrap for the sandbox, a CJK font for Chinese plot labels; Chromium and its driver
-# for the web chat's browser tests.
+# for the web chat's browser tests; openssl, whose CLI makes the self-signed certificates of the TLS tests.
 need_apt=()
-for pkg in bubblewrap fonts-wqy-microhei chromium chromium-driver; do
+for pkg in bubblewrap fonts-wqy-microhei chromium chromium-driver openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
