@@ -409,3 +409,18 @@ def test_a_loop_closed_with_a_request_waiting_for_a_place_leaves_the_model_usabl
         asyncio.run(m.aclose())
         del busy, waiting
         gc.collect()
+
+
+async def test_endless_trailers_after_a_chunked_body_are_cut_at_the_cap() -> None:
+    # Trailer fields come after the body, where the header limit no longer applies: the raw bytes of a reply
+    # (framing and trailers included) are bounded too, so they cannot grow memory until the deadline.
+    body = json.dumps(chat_body("x")).encode()
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+    flood = b"%x\r\n%s\r\n0\r\n" % (len(body), body) + b"x-trailer: " + b"a" * 100 + b"\r\n" * 1 + (
+        b"x-t: " + b"b" * 90 + b"\r\n") * 4000
+    srv = RawServer([(head + flood, "wait 0")])
+    async with srv.running() as url:
+        start = time.perf_counter()
+        with pytest.raises(ModelError, match=r"sent a reply larger than 50000 bytes"):
+            await texts(url, 1, max_retries=0, max_reply_bytes=50_000, idle_timeout=20)
+        assert time.perf_counter() - start < 5

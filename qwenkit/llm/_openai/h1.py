@@ -26,6 +26,10 @@ import httptools
 MAX_HEAD_BYTES = 64 * 1024
 """Most bytes of a reply's status line and headers (interim replies included) before it is refused."""
 
+FRAMING_ALLOWANCE = 2
+"""A reply's raw bytes (chunk framing and trailers included) may be this many times the body cap, plus the
+head: chunked framing costs a few bytes per chunk, and trailers come after the body, past both other caps."""
+
 
 class PoolClosed(OSError):
     """The pool was closed (`JsonPost.aclose`) before or while a request used it."""
@@ -55,7 +59,8 @@ class Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_bytes = 0
+        self.content_type = ""
+        self.received = 0  # raw bytes of this reply so far
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
@@ -91,13 +96,6 @@ class Connection(asyncio.Protocol):
             await self.waiter
         finally:
             self.waiter = None
-
-    def header(self, name: bytes) -> str | None:
-        """The reply's header ``name`` (lower case), the first if repeated."""
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value.decode("latin-1")
-        return None
 
     def body(self) -> bytes:
         return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
@@ -151,18 +149,20 @@ class Connection(asyncio.Protocol):
                 self.close()
             return
         self.started = True
+        self.received += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail("not_http", "the server switched protocols")
         except httptools.HttpParserError as err:
             self._fail("broken" if self.headers_done else "not_http", f"unreadable HTTP reply ({err})")
-        if not self.headers_done and self.failure is None:
-            # llhttp keeps an unfinished header in memory: the head's bytes so far are bounded here
-            # (one read is at most 256 KiB, so that is the most it can hold past the limit).
-            self.head_bytes += len(data)
-            if self.head_bytes > MAX_HEAD_BYTES:
+        # llhttp keeps an unfinished header or trailer in memory: the raw bytes are bounded here, checked
+        # after each read (one read is at most 256 KiB, the most that can be held past a limit).
+        if self.failure is None and not self.complete:
+            if not self.headers_done and self.received > MAX_HEAD_BYTES:
                 self._fail("head_too_large", "")
+            elif self.received > FRAMING_ALLOWANCE * self.max_bytes + MAX_HEAD_BYTES:
+                self._fail("too_large", "")
         self._wake()
 
     def eof_received(self) -> bool:
@@ -187,7 +187,7 @@ class Connection(asyncio.Protocol):
             self.keep_alive = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.complete:
+        if self.complete or self.headers_done:  # trailers (after a chunked body) are not read
             return
         self.headers.append((name, value))
 
@@ -207,6 +207,8 @@ class Connection(asyncio.Protocol):
                     self.length = None
             elif key == b"transfer-encoding":
                 self.chunked = b"chunked" in value.lower()
+            elif key == b"content-type" and not self.content_type:
+                self.content_type = value.decode("latin-1")
             elif key == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
                 self._fail("encoding", value.decode("latin-1").strip())
         if self.failure is None and self.length is not None and self.length > self.max_bytes:

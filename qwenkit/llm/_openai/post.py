@@ -100,7 +100,7 @@ class Stalled(PostError):
 
 
 class StatusError(PostError):
-    """The server answered an HTTP error status (400 and above).
+    """The server answered an HTTP error status (400 and above), or a 3xx that is not a usable redirect.
 
     Attributes:
         status: The HTTP status.
@@ -239,9 +239,6 @@ class JsonPost:
 
     async def _connect(self, pool: h1.Pool, deadline: float, *, fresh: bool = False) -> tuple[h1.Connection, bool]:
         """A pooled connection, or a new one within the connect timeout (bounded by the deadline too)."""
-        conn = None if fresh else pool.take_idle()
-        if conn is not None:  # the usual case: no timer needed
-            return conn, True
         loop = asyncio.get_running_loop()
         # Past the deadline the caller's own limit ends the wait, as the deadline's TimeoutError.
         timeout = self.connect_timeout if loop.time() + self.connect_timeout < deadline else None
@@ -300,10 +297,9 @@ class JsonPost:
                     raise
                 if conn.failure is not None:
                     raise self._failed(conn)
-                data, status, raw_headers = conn.body(), conn.status, conn.headers
-                content_type = conn.header(b"content-type") or ""
+                data, status, raw_headers, content_type = conn.body(), conn.status, conn.headers, conn.content_type
                 pool.release(conn)
-                if status >= 300 and status not in (304,):
+                if status >= 300:
                     headers = httpx2.Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers])
                     if status in REDIRECTS and "location" in headers:
                         raise Redirected(status, headers.get("location", ""))
