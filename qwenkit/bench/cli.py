@@ -27,6 +27,7 @@ from qwenkit.bench.errors import (
     OutputUnusable,
     ResultsExist,
     ResultsFileError,
+    UnknownRecords,
 )
 from qwenkit.bench.report import write_report
 from qwenkit.bench.results import BenchTask, Summary
@@ -298,12 +299,10 @@ def _bfcl(args: argparse.Namespace) -> int:
             raise ConfigError("--ids names no record.")
         task = BfclTask(model, args.format, data_dir, categories, sampling=_sampling(args), limit=args.limit,
                         mode=args.mode, ids=ids)
-        found = {r.id for r in task.records()}  # read the data now: a bad file is reported before any request
-    unknown = sorted(set(ids or ()) - found)
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise ConfigError(f"--ids: no record {shown} in the categories {', '.join(categories)}"
-                          + (f" (within the first {args.limit} of each)" if args.limit else "") + ".")
+        try:
+            task.records()  # read the data now: a bad file is reported before any request
+        except UnknownRecords as err:
+            raise ConfigError(f"--ids: {err}") from None
     return _run(args, task, "bfcl", Console(), model)
 
 

@@ -16,6 +16,10 @@ class BadData(BenchError):
     """A benchmark's data file is malformed (not UTF-8, not JSON Lines, or records of the wrong shape)."""
 
 
+class UnknownRecords(BenchError):
+    """Records asked for by id are not in the benchmark's data (or not among the categories chosen)."""
+
+
 class ResultsFileError(BenchError):
     """An existing results file cannot be resumed: it is not a qwenkit results file, or it was edited."""
 
@@ -33,4 +37,4 @@ class OutputUnusable(BenchError):
 
 
 __all__ = ["BadData", "BenchError", "ConfigChanged", "MissingData", "OutputUnusable", "ResultsExist",
-           "ResultsFileError"]
+           "ResultsFileError", "UnknownRecords"]

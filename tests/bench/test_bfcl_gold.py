@@ -8,6 +8,7 @@ import pytest
 
 from qwenkit.bench.bfcl.data import CATEGORIES
 from qwenkit.bench.bfcl.task import BfclTask
+from qwenkit.bench.errors import UnknownRecords
 from qwenkit.bench.report import write_report
 from qwenkit.bench.runner import run_bench
 from qwenkit.testing import FunctionModel
@@ -48,6 +49,16 @@ async def test_gold_scores_100_on_full_data_in_other_formats(bfcl_dir: Path, tmp
 
 async def test_limit_takes_the_first_records_of_each_category(bfcl_dir: Path, tmp_path: Path) -> None:
     await _run_gold(bfcl_dir, tmp_path, "nous", limit=7)
+
+
+def test_ids_the_data_lacks_are_an_error_not_an_empty_run(bfcl_dir: Path) -> None:
+    task = BfclTask(FunctionModel(lambda r: ""), "nous", bfcl_dir, ["simple_python"], ids=["simple_python_1", "nope"])
+    with pytest.raises(UnknownRecords, match=r"^no record nope in the categories simple_python\.$"):
+        task.records()
+    # Ids the limit leaves out are no error: the limit applies to the records the ids select.
+    ids = ["simple_python_1", "simple_python_2", "simple_python_3"]
+    task = BfclTask(FunctionModel(lambda r: ""), "nous", bfcl_dir, ["simple_python"], ids=ids, limit=2)
+    assert [r.id for r in task.records()] == ids[:2]
 
 
 async def test_dotted_names_round_trip_every_format(bfcl_dir: Path, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from qwenkit.bench.bfcl.data import BFCL_VERSION, BfclItem, check_categories, fi
 from qwenkit.bench.bfcl.memory import MemoryEntry, MemoryRunner, load_memory, score_answer
 from qwenkit.bench.bfcl.multiturn import MultiTurnEntry, load_multi_turn, run_entry, score_entry, trajectory_calls
 from qwenkit.bench.bfcl.schema import to_tool_specs, with_language_hints
+from qwenkit.bench.errors import UnknownRecords
 from qwenkit.bench.report import category_summary
 from qwenkit.bench.results import BenchRecord, ResultRow, Summary
 from qwenkit.errors import ConfigError
@@ -135,15 +136,21 @@ class BfclTask:
         }
 
     def records(self) -> list[BenchRecord]:
-        """The selected records of every category (read once)."""
+        """The selected records of every category (read once).
+
+        Raises:
+            UnknownRecords: ``ids`` names a record none of the categories has.
+        """
         if self._records is None:
             records = []
+            found: set[str] = set()
             for cat in self.categories:
                 items: list[Any] = (load_multi_turn(self.data_dir, cat) if is_multi_turn(cat)
                                     else load_memory(self.data_dir, cat) if is_memory(cat)
                                     else load_category(self.data_dir, cat))
                 if self.ids is not None:
                     items = [i for i in items if i.id in self.ids]
+                    found.update(i.id for i in items)
                 if self.limit is not None:
                     items = items[: self.limit]
                 scenarios: set[str] = set()
@@ -152,6 +159,10 @@ class BfclTask:
                         item.first_of_scenario = item.scenario not in scenarios
                         scenarios.add(item.scenario)
                 records += [BenchRecord(i.id, cat, i) for i in items]
+            unknown = sorted((self.ids or set()) - found)
+            if unknown:  # a mistyped id would otherwise run nothing and score an empty benchmark
+                shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+                raise UnknownRecords(f"no record {shown} in the categories {', '.join(self.categories)}.")
             self._records = records
         return self._records
 
