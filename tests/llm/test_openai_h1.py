@@ -15,7 +15,6 @@ import os
 import socket
 import ssl
 import struct
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from qwenkit.errors import ModelError
 from qwenkit.llm import ChatRequest, OpenAICompatible, UserMessage
 from qwenkit.llm._openai import post
 from tests.llm.stub_server import Reply, StubServer, chat_body
+from tests.tls import self_signed_cert
 
 REQ = ChatRequest(messages=[UserMessage(content="hi")])
 CLOSE = b""  # in a script: close the connection instead of answering
@@ -208,12 +208,7 @@ async def test_a_cancelled_request_closes_its_connection() -> None:
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("tls")
-    key, crt = root / "key.pem", root / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(crt), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return crt, key
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 def server_tls(cert: tuple[Path, Path]) -> ssl.SSLContext:

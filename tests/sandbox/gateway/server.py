@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from qwenkit.sandbox.kernelspec import install
+from tests.tls import self_signed_cert
 
 TOKEN = "qwenkit-test-token"
 
@@ -94,14 +95,8 @@ class GatewayServer:
 
     def _make_cert(self) -> list[str]:
         """A self-signed certificate for 127.0.0.1 (the test trusts it by passing ``cert`` as CA bundle)."""
-        key = self.root / "key.pem"
-        if not self.cert.exists():
-            subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                 str(self.cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                check=True, capture_output=True, timeout=60,
-            )
-        return [f"--KernelGatewayApp.certfile={self.cert}", f"--KernelGatewayApp.keyfile={key}"]
+        cert, key = self_signed_cert(self.root)
+        return [f"--KernelGatewayApp.certfile={cert}", f"--KernelGatewayApp.keyfile={key}"]
 
     def start(self, timeout: float = 60.0) -> GatewayServer:
         env = {
